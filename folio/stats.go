@@ -1,0 +1,71 @@
+package folio
+
+import "sync/atomic"
+
+// arenaStats are the arena's counters. All but the atomics are guarded by
+// Arena.mu, which the paths that change them hold anyway.
+type arenaStats struct {
+	alloc         [NrOrders]uint64
+	allocFail     [NrOrders]uint64
+	free          [NrOrders]uint64
+	folioSplits   [NrOrders]uint64
+	buddySplits   uint64
+	buddyMerges   uint64
+	releases      uint64
+	bytesReleased uint64
+	bytesZeroed   atomic.Uint64 // zeroing runs outside the lock
+}
+
+// Stats is a snapshot of an arena's counters.
+type Stats struct {
+	TotalPages   int64 // pages the arena manages
+	FreePages    int64 // pages on the free lists (allocatable)
+	ResidentFree int64 // free pages still backed by host memory
+	ReleasedFree int64 // free pages returned to the kernel (or never touched)
+	PageSize     int
+	MaxOrder     int
+	HugePage     bool   // MADV_HUGEPAGE applied to the backing
+	Populated    bool   // Config.Populate prefaulted the backing
+	Backing      string // "mmap" or "Go heap" (race builds)
+	Spaces       int    // mm ids in use: live spaces
+
+	Alloc         [NrOrders]uint64 // per order: folios allocated
+	AllocFail     [NrOrders]uint64 // per order: allocations that found no block
+	Free          [NrOrders]uint64 // per order: folios freed
+	FolioSplits   [NrOrders]uint64 // per order: large folios split to order 0
+	BuddySplits   uint64           // free blocks split to serve a smaller order
+	BuddyMerges   uint64           // free blocks merged with their buddy
+	BytesZeroed   uint64           // bytes cleared for AllocZero (known-zero pages are not)
+	BytesReleased uint64           // bytes returned to the kernel, cumulative
+	Releases      uint64           // madvise calls that returned memory
+}
+
+// Stats returns the arena's counters.
+func (a *Arena) Stats() Stats {
+	a.mmMu.Lock()
+	spaces := a.nrMM
+	a.mmMu.Unlock()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return Stats{
+		TotalPages:    a.nrPages,
+		FreePages:     a.nrFree,
+		ResidentFree:  a.nrRetained,
+		ReleasedFree:  a.nrFree - a.nrRetained,
+		PageSize:      a.geo.PageSize,
+		MaxOrder:      a.geo.MaxOrder,
+		HugePage:      a.hugePage,
+		Populated:     a.populated,
+		Backing:       backingName,
+		Spaces:        spaces,
+		Alloc:         a.stat.alloc,
+		AllocFail:     a.stat.allocFail,
+		Free:          a.stat.free,
+		FolioSplits:   a.stat.folioSplits,
+		BuddySplits:   a.stat.buddySplits,
+		BuddyMerges:   a.stat.buddyMerges,
+		BytesZeroed:   a.stat.bytesZeroed.Load(),
+		BytesReleased: a.stat.bytesReleased,
+		Releases:      a.stat.releases,
+	}
+}
