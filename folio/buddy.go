@@ -112,7 +112,7 @@ func (a *Arena) freeFolio(head PFN) {
 	}
 	n := int64(1) << order
 	a.pae.clear(int64(head), n)
-	a.pages[head].flags.Store(uint32(order)) // not a head any more: lockless lookups fail
+	a.pages[head].storeFlags(uint32(order)) // not a head any more: lockless lookups fail
 	a.mu.Lock()
 	a.stat.free[order]++
 	a.nrFree += n
@@ -130,7 +130,7 @@ func (a *Arena) freeFolio(head PFN) {
 func (a *Arena) freePages(pfns []PFN, splitOrder int) {
 	for _, pfn := range pfns {
 		a.pae.clear(int64(pfn), 1)
-		a.pages[pfn].flags.Store(0)
+		a.pages[pfn].storeFlags(0)
 	}
 	a.mu.Lock()
 	a.stat.folioSplits[splitOrder]++
@@ -154,7 +154,7 @@ func (a *Arena) freePages(pfns []PFN, splitOrder int) {
 func (a *Arena) freeBlockLocked(pfn PFN, order int) {
 	for order < a.geo.MaxOrder {
 		buddy := pfn ^ PFN(1)<<order
-		bf := a.pages[buddy].flags.Load()
+		bf := a.pages[buddy].loadFlags()
 		if bf&pgFree == 0 || int(bf&pgOrderMask) != order {
 			break
 		}
@@ -181,14 +181,13 @@ func (a *Arena) pushLocked(pfn PFN, order int) {
 	}
 	fa := &a.free[order][l]
 	p := &a.pages[pfn]
-	p.w2.Store(int32(fa.first))
-	p.w3.Store(0)
+	p.w2, p.w3 = int32(fa.first), 0 // plain: free-list links, under a.mu
 	if fa.first != 0 {
-		a.pages[fa.first-1].w3.Store(uint32(pfn + 1))
+		a.pages[fa.first-1].w3 = uint32(pfn + 1)
 	}
 	fa.first = uint32(pfn + 1)
 	fa.nr++
-	p.flags.Store(flags)
+	p.storeFlags(flags)
 }
 
 // unlinkLocked takes a block off free list l of its order.
@@ -197,19 +196,18 @@ func (a *Arena) pushLocked(pfn PFN, order int) {
 func (a *Arena) unlinkLocked(pfn PFN, order, l int) {
 	fa := &a.free[order][l]
 	p := &a.pages[pfn]
-	next, prev := uint32(p.w2.Load()), p.w3.Load()
+	next, prev := uint32(p.w2), p.w3 // plain: free-list links, under a.mu
 	if prev != 0 {
-		a.pages[prev-1].w2.Store(int32(next))
+		a.pages[prev-1].w2 = int32(next)
 	} else {
 		fa.first = next
 	}
 	if next != 0 {
-		a.pages[next-1].w3.Store(prev)
+		a.pages[next-1].w3 = prev
 	}
 	fa.nr--
-	p.flags.Store(uint32(order))
-	p.w2.Store(0)
-	p.w3.Store(0)
+	p.storeFlags(uint32(order))
+	p.w2, p.w3 = 0, 0
 }
 
 // overRetainLocked reports whether more free memory is resident than the

@@ -26,7 +26,7 @@ func (a *Arena) Check() error {
 			fa := &a.free[order][l]
 			var n int64
 			prev := uint32(0)
-			for link := fa.first; link != 0; link = uint32(a.pages[link-1].w2.Load()) {
+			for link := fa.first; link != 0; link = uint32(a.pages[link-1].w2) {
 				pfn := PFN(link - 1)
 				size := int64(1) << order
 				if n++; n > fa.nr {
@@ -35,7 +35,7 @@ func (a *Arena) Check() error {
 				if pfn&PFN(size-1) != 0 || int64(pfn)+size > a.nrPages {
 					return fmt.Errorf("free block %d of order %d is misaligned or out of range", pfn, order)
 				}
-				f := a.pages[pfn].flags.Load()
+				f := a.pages[pfn].loadFlags()
 				wantRel := uint32(0)
 				if l == listReleased {
 					wantRel = pgReleased
@@ -43,8 +43,8 @@ func (a *Arena) Check() error {
 				if f&(pgFree|pgHead|pgReleased|pgOrderMask) != pgFree|wantRel|uint32(order) {
 					return fmt.Errorf("free block %d on list order %d/%d has flags %#x", pfn, order, l, f)
 				}
-				if a.pages[pfn].w3.Load() != prev {
-					return fmt.Errorf("free block %d: back link %d, want %d", pfn, a.pages[pfn].w3.Load(), prev)
+				if a.pages[pfn].w3 != prev {
+					return fmt.Errorf("free block %d: back link %d, want %d", pfn, a.pages[pfn].w3, prev)
 				}
 				if inFree.any(int64(pfn), size) {
 					return fmt.Errorf("free block %d of order %d overlaps another free block", pfn, order)
@@ -87,14 +87,14 @@ func (a *Arena) Check() error {
 		if err := a.checkFolio(PFN(pfn)); err != nil {
 			return err
 		}
-		pfn += 1 << (a.pages[pfn].flags.Load() & pgOrderMask)
+		pfn += 1 << (a.pages[pfn].loadFlags() & pgOrderMask)
 	}
 	return nil
 }
 
 // checkFolio checks one allocated folio whose head is pfn.
 func (a *Arena) checkFolio(head PFN) error {
-	f := a.pages[head].flags.Load()
+	f := a.pages[head].loadFlags()
 	order := int(f & pgOrderMask)
 	if f&pgHead == 0 || f&pgFree != 0 || order > a.geo.MaxOrder || head&(PFN(1)<<order-1) != 0 {
 		return fmt.Errorf("page %d is neither free nor the head of a folio (flags %#x)", head, f)
@@ -104,7 +104,7 @@ func (a *Arena) checkFolio(head PFN) error {
 		return fmt.Errorf("folio %d (order %d): refcount %d < mapcount %d + pincount %d", head, order, ref, mapc, pins)
 	}
 	for i := PFN(1); i < PFN(1)<<order; i++ {
-		if tf := a.pages[head+i].flags.Load(); tf&(pgHead|pgFree|pgOrderMask) != uint32(order) {
+		if tf := a.pages[head+i].loadFlags(); tf&(pgHead|pgFree|pgOrderMask) != uint32(order) {
 			return fmt.Errorf("folio %d (order %d): tail page %d has flags %#x", head, order, head+i, tf)
 		}
 		if r := a.pages[head+i].ref.Load(); r != 0 {
@@ -126,7 +126,7 @@ func (a *Arena) checkFolio(head PFN) error {
 // without locks: the caller keeps the arena quiet.
 func (a *Arena) ForEachFolio(fn func(head PFN, order int) bool) {
 	for pfn := int64(0); pfn < a.nrPages; {
-		f := a.pages[pfn].flags.Load()
+		f := a.pages[pfn].loadFlags()
 		order := int(f & pgOrderMask)
 		switch {
 		case f&pgFree != 0:
