@@ -1,0 +1,301 @@
+package pte
+
+import (
+	"fmt"
+	"runtime"
+)
+
+// The entry operations of a leaf, with contiguous-PTE blocks handled as
+// arm64 does (arch/arm64/mm/contpte.c). A block is ContPTEs aligned entries
+// that map consecutive pages of one folio from a block-aligned PFN with the
+// same permissions; every entry of such a block carries Cont, and the
+// block's Dirty and Young are the OR of its entries'. Whole-block operations
+// keep Cont; changing one entry's permission unfolds the block first.
+//
+// Every function here except GetLockless is called with the PTL held.
+
+func (l *Leaf) raw(i int) PTE { return PTE(l.ptes[i].Load()) }
+
+func (l *Leaf) contPTEs() int { return l.t.geo.ContPTEs }
+
+// blockStart returns the first entry of i's block.
+func (l *Leaf) blockStart(i int) int { return i &^ (l.contPTEs() - 1) }
+
+// GetRaw returns entry i as stored (__ptep_get): for a Cont entry its own
+// access bits, not the block's.
+//
+// Preconditions: the PTL is held (or the caller tolerates a racy value).
+func (l *Leaf) GetRaw(i int) PTE { return l.raw(i) }
+
+// Get returns entry i (ptep_get); for a Cont entry, with Dirty and Young
+// gathered over its block.
+//
+// Preconditions: the PTL is held.
+func (l *Leaf) Get(i int) PTE {
+	p := l.raw(i)
+	if !p.Cont() {
+		return p
+	}
+	s, n := l.blockStart(i), l.contPTEs()
+	for k := s; k < s+n; k++ {
+		p |= l.raw(k) & accessBits
+	}
+	return p
+}
+
+// GetLockless returns entry i without the PTL (ptep_get_lockless). A Cont
+// entry is returned only once every entry of its block was read valid,
+// Cont, with consecutive PFNs and the same permissions, with the access bits
+// gathered: never a torn block. While the PTL holder is folding, unfolding
+// or write-protecting the block it retries; during a fold or unfold the
+// entry may read none (break-before-make), which sends the caller to its
+// locked slow path.
+func (l *Leaf) GetLockless(i int) PTE {
+	n := l.contPTEs()
+	for spin := 0; ; spin++ {
+		orig := l.raw(i)
+		if !orig.Cont() {
+			return orig
+		}
+		s := l.blockStart(i)
+		want := orig.Advance(s-i) &^ accessBits
+		p := orig
+		k := s
+		for ; k < s+n; k++ {
+			e := l.raw(k)
+			if e&^accessBits != want || !e.Cont() {
+				break
+			}
+			p |= e & accessBits
+			want = want.Advance(1)
+		}
+		if k == s+n {
+			return p
+		}
+		if spin&15 == 15 {
+			runtime.Gosched()
+		}
+	}
+}
+
+// SetPTEs maps nr consecutive pages of one folio at entries [i, i+nr),
+// starting with p (set_ptes). The entries must be none. Blocks that the
+// range covers whole, at a block-aligned PFN, are set with Cont; the
+// caller guarantees the pages belong to one folio. A single entry (nr == 1)
+// unfolds the block it lands in and then tries to fold it again if it is the
+// block's last entry (contpte_try_fold's heuristic: the core fills blocks
+// upwards).
+//
+// Preconditions: the PTL is held.
+func (l *Leaf) SetPTEs(i int, p PTE, nr int) {
+	p = p.mkNonCont()
+	if nr == 1 {
+		l.Set(i, p)
+		return
+	}
+	n := l.contPTEs()
+	for end := i + nr; i < end; {
+		next := min(l.blockStart(i)+n, end)
+		q := p
+		if i == l.blockStart(i) && next-i == n && int(p.PFN())&(n-1) == 0 {
+			q = p.mkCont()
+		}
+		for ; i < next; i++ {
+			if old := l.raw(i); !old.None() {
+				panic(fmt.Sprintf("pte: SetPTEs over entry %d that maps %v", i, old))
+			}
+			l.ptes[i].Store(uint64(q))
+			q = q.Advance(1)
+			p = p.Advance(1)
+			l.nr++
+		}
+	}
+}
+
+// Set sets entry i to p, which maps one page (set_ptes with nr == 1): the
+// block around i is unfolded first if needed, and folded afterwards if i is
+// its last entry and the block qualifies. p may be none to clear the entry.
+//
+// Preconditions: the PTL is held.
+func (l *Leaf) Set(i int, p PTE) {
+	p = p.mkNonCont()
+	old := l.raw(i)
+	if old.Cont() {
+		l.unfold(i)
+	}
+	l.ptes[i].Store(uint64(p))
+	switch {
+	case old.None() && !p.None():
+		l.nr++
+	case !old.None() && p.None():
+		l.nr--
+	}
+	l.tryFoldLast(i, p)
+}
+
+// tryFoldLast is contpte_try_fold: only attempt a fold when both the entry
+// and its PFN are the last of a block.
+func (l *Leaf) tryFoldLast(i int, p PTE) {
+	n := l.contPTEs()
+	if i&(n-1) == n-1 && int(p.PFN())&(n-1) == n-1 && p.Present() && !p.Zero() {
+		l.TryFold(i)
+	}
+}
+
+// TryFold folds the block around entry i if it qualifies
+// (__contpte_try_fold): every entry valid, consecutive PFNs from a
+// block-aligned PFN, the same permissions ignoring Dirty and Young, not the
+// zero page, and all the pages in one folio. It reports whether the block is
+// folded afterwards.
+//
+// Preconditions: the PTL is held.
+func (l *Leaf) TryFold(i int) bool {
+	s, n := l.blockStart(i), l.contPTEs()
+	first := l.raw(s)
+	if first.Cont() {
+		return true
+	}
+	if !first.Present() || first.Zero() || int(first.PFN())&(n-1) != 0 || l.t.folios == nil {
+		return false
+	}
+	head, order, ok := l.t.folios.PageFolio(first.PFN())
+	if !ok || order < l.t.geo.ContOrder || first.PFN() < head {
+		return false // the block would span folios
+	}
+	want := first &^ accessBits
+	for k := s + 1; k < s+n; k++ {
+		want = want.Advance(1)
+		if l.raw(k)&^accessBits != want {
+			return false
+		}
+	}
+	l.convert(s, true)
+	return true
+}
+
+// unfold turns the block around entry i back into n independent entries
+// (contpte_try_unfold). Each keeps the block's gathered access bits.
+func (l *Leaf) unfold(i int) { l.convert(l.blockStart(i), false) }
+
+// convert repaints the block at s with or without Cont (contpte_convert):
+// break-before-make, as the hardware requires; a lockless reader sees the
+// block, or none, or the repainted block, never a mix that it would accept.
+func (l *Leaf) convert(s int, fold bool) {
+	n := l.contPTEs()
+	var access PTE
+	var first PTE
+	for k := s; k < s+n; k++ {
+		old := PTE(l.ptes[k].Swap(0))
+		if k == s {
+			first = old
+		}
+		access |= old & accessBits
+	}
+	p := (first | access).mkNonCont()
+	if fold {
+		p = p.mkCont()
+	}
+	for k := s; k < s+n; k++ {
+		l.ptes[k].Store(uint64(p))
+		p = p.Advance(1)
+	}
+}
+
+// unfoldPartial unfolds the blocks that [i, i+nr) covers only partly: the
+// ragged first and last block (contpte_try_unfold_partial).
+func (l *Leaf) unfoldPartial(i, nr int) {
+	n := l.contPTEs()
+	if s := l.blockStart(i); s != i && l.raw(i).Cont() {
+		l.unfold(i)
+	}
+	if end := i + nr; end&(n-1) != 0 && l.raw(end-1).Cont() {
+		l.unfold(end - 1)
+	}
+}
+
+// Clear clears entries [i, i+nr) (get_and_clear_full_ptes) and returns the
+// first entry as it was, with the access bits of all of them gathered.
+// Blocks the range covers whole are cleared without unfolding; partly
+// covered ones are unfolded first.
+//
+// Preconditions: the PTL is held.
+func (l *Leaf) Clear(i, nr int) PTE {
+	l.unfoldPartial(i, nr)
+	var first, access PTE
+	for k := i; k < i+nr; k++ {
+		old := PTE(l.ptes[k].Swap(0))
+		if k == i {
+			first = old
+		}
+		if !old.None() {
+			l.nr--
+		}
+		access |= old & accessBits
+	}
+	return first | access
+}
+
+// WrProtect makes entries [i, i+nr) read-only (wrprotect_ptes). Whole blocks
+// keep Cont: their permission stays uniform; partly covered blocks are
+// unfolded first.
+//
+// Preconditions: the PTL is held.
+func (l *Leaf) WrProtect(i, nr int) {
+	l.unfoldPartial(i, nr)
+	for k := i; k < i+nr; k++ {
+		l.ptes[k].And(^uint64(Write))
+	}
+}
+
+// SetAccessFlags adds entry's Write, Dirty and Young bits to entry i
+// (ptep_set_access_flags) and reports whether anything changed. In a block,
+// a change of the write bit unfolds it; access bits alone are set on every
+// entry of the block (so that none of them faults again) without unfolding.
+// Whether there is anything to do is decided per raw entry, not on the
+// gathered view (the lesson of arm64 commit 97c5550b7631: a dirty sibling
+// must not hide a still read-only entry).
+//
+// Preconditions: the PTL is held.
+func (l *Leaf) SetAccessFlags(i int, entry PTE) bool {
+	add := uint64(entry & (Write | accessBits))
+	old := l.raw(i)
+	if !old.Cont() {
+		return l.ptes[i].Or(add)&add != add
+	}
+	if old.Write() == entry.Write() {
+		changed := false
+		s, n := l.blockStart(i), l.contPTEs()
+		for k := s; k < s+n; k++ {
+			if l.ptes[k].Or(add)&add != add {
+				changed = true
+			}
+		}
+		return changed
+	}
+	l.unfold(i)
+	return l.ptes[i].Or(add)&add != add
+}
+
+// ClearAccessFlags clears Dirty and/or Young (as given in bits) on entries
+// [i, i+nr); on a block they are cleared on all its entries, since they are
+// the block's (contpte_clear_young_dirty_ptes). It reports whether any was
+// set.
+//
+// Preconditions: the PTL is held.
+func (l *Leaf) ClearAccessFlags(i, nr int, bits PTE) bool {
+	bits &= accessBits
+	lo, hi := i, i+nr
+	if l.raw(i).Cont() {
+		lo = l.blockStart(i)
+	}
+	if l.raw(hi - 1).Cont() {
+		hi = l.blockStart(hi-1) + l.contPTEs()
+	}
+	any := false
+	for k := lo; k < hi; k++ {
+		if l.ptes[k].And(^uint64(bits))&uint64(bits) != 0 {
+			any = true
+		}
+	}
+	return any
+}
