@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/bits"
 	"sync"
+	"sync/atomic"
 )
 
 // Errors. Each is a sentinel for errors.Is; returned errors may wrap them
@@ -76,23 +77,39 @@ type Arena struct {
 	releaseOrder int   // smallest block the background scavenger releases; -1: none
 	hostOrder    int   // smallest block that covers whole host pages; -1: none
 
+	bytesZeroed atomic.Uint64 // zeroing runs outside mu
+
 	// Per-page bits, atomic (see bitmap).
 	pae      bitmap // AnonExclusive
 	zeroed   bitmap // free page known to read zero
 	released bitmap // free page returned to the kernel
 
 	// mu is the buddy allocator lock, last in the lock order.
-	mu          sync.Mutex
-	free        [NrOrders][nrLists]freeArea // +checklocks:mu
-	nrFree      int64                       // +checklocks:mu free pages, including those being scavenged
-	nrRetained  int64                       // +checklocks:mu free pages still resident
-	scavenging  int64                       // +checklocks:mu free pages off the lists for a madvise
-	closed      bool                        // +checklocks:mu
-	scavStarted bool                        // +checklocks:mu
-	stat        arenaStats                  // +checklocks:mu (except the atomics in it)
+	mu sync.Mutex
 
-	// scavReturned is signalled (with mu) whenever the scavenger puts a
-	// block back, for allocations that found nothing while one was out.
+	// free holds the free lists per order and residency.
+	// +checklocks:mu
+	free [NrOrders][nrLists]freeArea
+	// nrFree counts free pages, including those out for a madvise.
+	// +checklocks:mu
+	nrFree int64
+	// nrRetained counts free pages still resident.
+	// +checklocks:mu
+	nrRetained int64
+	// scavenging counts free pages off the lists for a madvise.
+	// +checklocks:mu
+	scavenging int64
+	// +checklocks:mu
+	closed bool
+	// +checklocks:mu
+	scavStarted bool
+	// stat holds the counters; its atomics are updated without mu.
+	// +checklocks:mu
+	stat arenaStats
+
+	// scavReturned is signalled whenever the scavenger puts a block back,
+	// for allocations that found nothing while one was out. Its L is &mu.
+	// +checklocks:mu
 	scavReturned sync.Cond
 
 	scavWake chan struct{}
@@ -100,10 +117,15 @@ type Arena struct {
 	scavDone chan struct{}
 
 	// mmMu guards mm id allocation. Lock order: mmMu → mu.
-	mmMu   sync.Mutex
-	mmIDs  [MaxMMIDs/64 + 1]uint64 // +checklocks:mmMu bit i: id i is in use (id 0 never is)
-	nrMM   int                     // +checklocks:mmMu
-	mmHint int                     // +checklocks:mmMu where the next search starts
+	mmMu sync.Mutex
+	// mmIDs has bit i set when id i is in use (id 0 never is).
+	// +checklocks:mmMu
+	mmIDs [MaxMMIDs/64 + 1]uint64
+	// +checklocks:mmMu
+	nrMM int
+	// mmHint is where the next search starts.
+	// +checklocks:mmMu
+	mmHint int
 }
 
 // noCopy makes `go vet` report copies of an Arena.
@@ -159,7 +181,6 @@ func NewArena(cfg Config) (*Arena, error) {
 		scavStop: make(chan struct{}),
 		scavDone: make(chan struct{}),
 	}
-	a.scavReturned.L = &a.mu
 	a.hostOrder = orderCovering(geo, plat.HostPageSize)
 	releaseBytes := max(plat.HostPageSize, 64<<10)
 	if plat.THPPMDSize > 0 {
@@ -196,6 +217,7 @@ func NewArena(cfg Config) (*Arena, error) {
 	}
 
 	a.mu.Lock()
+	a.scavReturned.L = &a.mu
 	for pfn := PFN(0); pfn < PFN(nr); pfn += PFN(1) << geo.MaxOrder {
 		a.pushLocked(pfn, geo.MaxOrder)
 	}

@@ -74,7 +74,7 @@ func (a *Arena) zeroPages(pfn PFN, n int64) {
 	for i := a.zeroed.nextClear(int64(pfn), end); i < end; {
 		j := a.zeroed.nextSet(i, end)
 		clear(a.PageBytes(PFN(i), int(j-i)))
-		a.stat.bytesZeroed.Add(uint64(j-i) << a.geo.PageShift)
+		a.bytesZeroed.Add(uint64(j-i) << a.geo.PageShift)
 		i = a.zeroed.nextClear(j, end)
 	}
 }
@@ -83,6 +83,7 @@ func (a *Arena) zeroPages(pfn PFN, n int64) {
 // down, returning the remainders to the free lists.
 //
 // Preconditions: a.mu is held.
+// +checklocks:a.mu
 func (a *Arena) allocLocked(order int) (PFN, bool) {
 	for k := order; k <= a.geo.MaxOrder; k++ {
 		for l := range nrLists {
@@ -151,6 +152,7 @@ func (a *Arena) freePages(pfns []PFN, splitOrder int) {
 // long as the buddy is a free block of the same order.
 //
 // Preconditions: a.mu is held; the block's pages are counted in nrFree.
+// +checklocks:a.mu
 func (a *Arena) freeBlockLocked(pfn PFN, order int) {
 	for order < a.geo.MaxOrder {
 		buddy := pfn ^ PFN(1)<<order
@@ -174,6 +176,7 @@ func (a *Arena) freeBlockLocked(pfn PFN, order int) {
 // residency.
 //
 // Preconditions: a.mu is held.
+// +checklocks:a.mu
 func (a *Arena) pushLocked(pfn PFN, order int) {
 	l, flags := listResident, uint32(order)|pgFree
 	if a.released.all(int64(pfn), int64(1)<<order) {
@@ -193,6 +196,7 @@ func (a *Arena) pushLocked(pfn PFN, order int) {
 // unlinkLocked takes a block off free list l of its order.
 //
 // Preconditions: a.mu is held; the block is on that list.
+// +checklocks:a.mu
 func (a *Arena) unlinkLocked(pfn PFN, order, l int) {
 	fa := &a.free[order][l]
 	p := &a.pages[pfn]
@@ -214,6 +218,7 @@ func (a *Arena) unlinkLocked(pfn PFN, order, l int) {
 // arena keeps, so that the scavenger should run.
 //
 // Preconditions: a.mu is held.
+// +checklocks:a.mu
 func (a *Arena) overRetainLocked() bool {
 	return a.retainPages >= 0 && a.releaseOrder >= 0 && a.nrRetained > a.retainPages && !a.closed
 }
@@ -314,6 +319,7 @@ func (a *Arena) scavenge(keep int64, minOrder int) (released int64) {
 // minOrder off its list.
 //
 // Preconditions: a.mu is held.
+// +checklocks:a.mu
 func (a *Arena) takeResidentLocked(minOrder int) (PFN, int, bool) {
 	for k := a.geo.MaxOrder; k >= minOrder; k-- {
 		if fa := &a.free[k][listResident]; fa.nr > 0 {

@@ -26,16 +26,40 @@ type page struct {
 	w3    uint32       // head: pincount (small) or mm ids (large); tail 1: per-mm mapcounts; free head: prev
 }
 
-func (p *page) loadFlags() uint32        { return atomic.LoadUint32(&p.flags) }
-func (p *page) storeFlags(v uint32)      { atomic.StoreUint32(&p.flags, v) }
-func (p *page) orFlags(v uint32) uint32  { return atomic.OrUint32(&p.flags, v) }
+// The accessors below are the atomic uses of the words; the plain ones are
+// prepTails and the free-list code (see the access rules above).
+
+// +checklocksignore
+func (p *page) loadFlags() uint32 { return atomic.LoadUint32(&p.flags) }
+
+// +checklocksignore
+func (p *page) storeFlags(v uint32) { atomic.StoreUint32(&p.flags, v) }
+
+// +checklocksignore
+func (p *page) orFlags(v uint32) uint32 { return atomic.OrUint32(&p.flags, v) }
+
+// +checklocksignore
 func (p *page) andFlags(v uint32) uint32 { return atomic.AndUint32(&p.flags, v) }
-func (p *page) loadW2() int32            { return atomic.LoadInt32(&p.w2) }
-func (p *page) storeW2(v int32)          { atomic.StoreInt32(&p.w2, v) }
-func (p *page) addW2(d int32) int32      { return atomic.AddInt32(&p.w2, d) }
-func (p *page) loadW3() uint32           { return atomic.LoadUint32(&p.w3) }
-func (p *page) storeW3(v uint32)         { atomic.StoreUint32(&p.w3, v) }
-func (p *page) addW3(d uint32) uint32    { return atomic.AddUint32(&p.w3, d) }
+
+// +checklocksignore
+func (p *page) loadW2() int32 { return atomic.LoadInt32(&p.w2) }
+
+// +checklocksignore
+func (p *page) storeW2(v int32) { atomic.StoreInt32(&p.w2, v) }
+
+// +checklocksignore
+func (p *page) addW2(d int32) int32 { return atomic.AddInt32(&p.w2, d) }
+
+// +checklocksignore
+func (p *page) loadW3() uint32 { return atomic.LoadUint32(&p.w3) }
+
+// +checklocksignore
+func (p *page) storeW3(v uint32) { atomic.StoreUint32(&p.w3, v) }
+
+// +checklocksignore
+func (p *page) addW3(d uint32) uint32 { return atomic.AddUint32(&p.w3, d) }
+
+// +checklocksignore
 func (p *page) casW3(old, v uint32) bool { return atomic.CompareAndSwapUint32(&p.w3, old, v) }
 
 // prepTails writes the order into the tail pages of a folio being

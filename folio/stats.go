@@ -1,7 +1,5 @@
 package folio
 
-import "sync/atomic"
-
 // arenaStats are the arena's counters. All but the atomics are guarded by
 // Arena.mu, which the paths that change them hold anyway.
 type arenaStats struct {
@@ -13,7 +11,6 @@ type arenaStats struct {
 	buddyMerges   uint64
 	releases      uint64
 	bytesReleased uint64
-	bytesZeroed   atomic.Uint64 // zeroing runs outside the lock
 }
 
 // Stats is a snapshot of an arena's counters.
@@ -45,27 +42,28 @@ func (a *Arena) Stats() Stats {
 	a.mmMu.Lock()
 	spaces := a.nrMM
 	a.mmMu.Unlock()
+	st := Stats{
+		TotalPages:  a.nrPages,
+		PageSize:    a.geo.PageSize,
+		MaxOrder:    a.geo.MaxOrder,
+		HugePage:    a.hugePage,
+		Populated:   a.populated,
+		Backing:     backingName,
+		Spaces:      spaces,
+		BytesZeroed: a.bytesZeroed.Load(),
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return Stats{
-		TotalPages:    a.nrPages,
-		FreePages:     a.nrFree,
-		ResidentFree:  a.nrRetained,
-		ReleasedFree:  a.nrFree - a.nrRetained,
-		PageSize:      a.geo.PageSize,
-		MaxOrder:      a.geo.MaxOrder,
-		HugePage:      a.hugePage,
-		Populated:     a.populated,
-		Backing:       backingName,
-		Spaces:        spaces,
-		Alloc:         a.stat.alloc,
-		AllocFail:     a.stat.allocFail,
-		Free:          a.stat.free,
-		FolioSplits:   a.stat.folioSplits,
-		BuddySplits:   a.stat.buddySplits,
-		BuddyMerges:   a.stat.buddyMerges,
-		BytesZeroed:   a.stat.bytesZeroed.Load(),
-		BytesReleased: a.stat.bytesReleased,
-		Releases:      a.stat.releases,
-	}
+	st.FreePages = a.nrFree
+	st.ResidentFree = a.nrRetained
+	st.ReleasedFree = a.nrFree - a.nrRetained
+	st.Alloc = a.stat.alloc
+	st.AllocFail = a.stat.allocFail
+	st.Free = a.stat.free
+	st.FolioSplits = a.stat.folioSplits
+	st.BuddySplits = a.stat.buddySplits
+	st.BuddyMerges = a.stat.buddyMerges
+	st.BytesReleased = a.stat.bytesReleased
+	st.Releases = a.stat.releases
+	return st
 }

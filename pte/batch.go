@@ -13,6 +13,7 @@ package pte
 // in ignore only where the caller merges it deliberately.
 //
 // Preconditions: the PTL is held.
+// +checklocks:l.mu
 func (l *Leaf) Batch(i, max int, ignore PTE) (n int, any PTE) {
 	first := l.raw(i)
 	ignore |= Cont

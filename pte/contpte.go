@@ -31,6 +31,7 @@ func (l *Leaf) GetRaw(i int) PTE { return l.raw(i) }
 // gathered over its block.
 //
 // Preconditions: the PTL is held.
+// +checklocks:l.mu
 func (l *Leaf) Get(i int) PTE {
 	p := l.raw(i)
 	if !p.Cont() {
@@ -87,6 +88,7 @@ func (l *Leaf) GetLockless(i int) PTE {
 // upwards).
 //
 // Preconditions: the PTL is held.
+// +checklocks:l.mu
 func (l *Leaf) SetPTEs(i int, p PTE, nr int) {
 	p = p.mkNonCont()
 	if nr == 1 {
@@ -117,6 +119,7 @@ func (l *Leaf) SetPTEs(i int, p PTE, nr int) {
 // its last entry and the block qualifies. p may be none to clear the entry.
 //
 // Preconditions: the PTL is held.
+// +checklocks:l.mu
 func (l *Leaf) Set(i int, p PTE) {
 	p = p.mkNonCont()
 	old := l.raw(i)
@@ -135,6 +138,7 @@ func (l *Leaf) Set(i int, p PTE) {
 
 // tryFoldLast is contpte_try_fold: only attempt a fold when both the entry
 // and its PFN are the last of a block.
+// +checklocks:l.mu
 func (l *Leaf) tryFoldLast(i int, p PTE) {
 	n := l.contPTEs()
 	if i&(n-1) == n-1 && int(p.PFN())&(n-1) == n-1 && p.Present() && !p.Zero() {
@@ -149,6 +153,7 @@ func (l *Leaf) tryFoldLast(i int, p PTE) {
 // folded afterwards.
 //
 // Preconditions: the PTL is held.
+// +checklocks:l.mu
 func (l *Leaf) TryFold(i int) bool {
 	s, n := l.blockStart(i), l.contPTEs()
 	first := l.raw(s)
@@ -175,11 +180,13 @@ func (l *Leaf) TryFold(i int) bool {
 
 // unfold turns the block around entry i back into n independent entries
 // (contpte_try_unfold). Each keeps the block's gathered access bits.
+// +checklocks:l.mu
 func (l *Leaf) unfold(i int) { l.convert(l.blockStart(i), false) }
 
 // convert repaints the block at s with or without Cont (contpte_convert):
 // break-before-make, as the hardware requires; a lockless reader sees the
 // block, or none, or the repainted block, never a mix that it would accept.
+// +checklocks:l.mu
 func (l *Leaf) convert(s int, fold bool) {
 	n := l.contPTEs()
 	var access PTE
@@ -203,6 +210,7 @@ func (l *Leaf) convert(s int, fold bool) {
 
 // unfoldPartial unfolds the blocks that [i, i+nr) covers only partly: the
 // ragged first and last block (contpte_try_unfold_partial).
+// +checklocks:l.mu
 func (l *Leaf) unfoldPartial(i, nr int) {
 	n := l.contPTEs()
 	if s := l.blockStart(i); s != i && l.raw(i).Cont() {
@@ -219,6 +227,7 @@ func (l *Leaf) unfoldPartial(i, nr int) {
 // covered ones are unfolded first.
 //
 // Preconditions: the PTL is held.
+// +checklocks:l.mu
 func (l *Leaf) Clear(i, nr int) PTE {
 	l.unfoldPartial(i, nr)
 	var first, access PTE
@@ -240,6 +249,7 @@ func (l *Leaf) Clear(i, nr int) PTE {
 // unfolded first.
 //
 // Preconditions: the PTL is held.
+// +checklocks:l.mu
 func (l *Leaf) WrProtect(i, nr int) {
 	l.unfoldPartial(i, nr)
 	for k := i; k < i+nr; k++ {
@@ -256,6 +266,7 @@ func (l *Leaf) WrProtect(i, nr int) {
 // must not hide a still read-only entry).
 //
 // Preconditions: the PTL is held.
+// +checklocks:l.mu
 func (l *Leaf) SetAccessFlags(i int, entry PTE) bool {
 	add := uint64(entry & (Write | accessBits))
 	old := l.raw(i)
@@ -282,6 +293,7 @@ func (l *Leaf) SetAccessFlags(i int, entry PTE) bool {
 // set.
 //
 // Preconditions: the PTL is held.
+// +checklocks:l.mu
 func (l *Leaf) ClearAccessFlags(i, nr int, bits PTE) bool {
 	bits &= accessBits
 	lo, hi := i, i+nr

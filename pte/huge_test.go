@@ -77,6 +77,7 @@ func TestHugeEntries(t *testing.T) {
 	d.huge[i].Store(0)
 }
 
+// +checklocksignore: the lock is released by a deferred call after a panic.
 func TestMisalignedHugePanics(t *testing.T) {
 	tb := New(geometry(t, 4096), nil)
 	d := tb.DirAlloc(0)

@@ -218,6 +218,7 @@ func contains(s []int, v int) bool {
 	return false
 }
 
+// +checklocksignore: the lock is released by a deferred call after a panic.
 func TestSetPTEsOverPresentEntryPanics(t *testing.T) {
 	l := testLeaf(t, 4096, 9)
 	l.Lock()
@@ -295,21 +296,27 @@ func TestFoldRules(t *testing.T) {
 	tests := []struct {
 		name       string
 		folioOrder int
-		setup      func(l *Leaf) // fills entries 0-15 one by one, must not fold
+		setup      func(l *Leaf) // fills entries 0-15 one by one (taking the PTL), must not fold
 	}{
-		{"block spans two folios", 3, func(l *Leaf) { fill(l, 0x100, Present|Write, -1) }},
-		{"one entry read-only", 9, func(l *Leaf) { fill(l, 0x100, Present|Write, 7) }},
+		{"block spans two folios", 3, func(l *Leaf) { l.Lock(); fill(l, 0x100, Present|Write, -1); l.Unlock() }},
+		{"one entry read-only", 9, func(l *Leaf) { l.Lock(); fill(l, 0x100, Present|Write, 7); l.Unlock() }},
 		{"pfns not consecutive", 9, func(l *Leaf) {
+			l.Lock()
+			defer l.Unlock()
 			fill(l, 0x100, Present|Write, -1)
 			l.Set(15, Mk(0x200, Present|Write))
 		}},
-		{"pfn not block aligned", 9, func(l *Leaf) { fill(l, 0x108, Present|Write, -1) }},
+		{"pfn not block aligned", 9, func(l *Leaf) { l.Lock(); fill(l, 0x108, Present|Write, -1); l.Unlock() }},
 		{"zero page", 9, func(l *Leaf) {
+			l.Lock()
+			defer l.Unlock()
 			for k := range 16 {
 				l.Set(k, ZeroPTE)
 			}
 		}},
 		{"a hole", 9, func(l *Leaf) {
+			l.Lock()
+			defer l.Unlock()
 			fill(l, 0x100, Present|Write, -1)
 			l.Clear(4, 1)
 		}},
@@ -317,9 +324,9 @@ func TestFoldRules(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l := testLeaf(t, 4096, tt.folioOrder)
+			tt.setup(l)
 			l.Lock()
 			defer l.Unlock()
-			tt.setup(l)
 			if l.TryFold(0) || blockState(l, 0) != "none" {
 				t.Fatalf("folded a block that does not qualify: %s", blockState(l, 0))
 			}
@@ -351,6 +358,8 @@ func TestFoldRules(t *testing.T) {
 
 // fill sets entries 0-15 one by one to pfn+k with flags, except entry
 // readOnly (if >= 0) which is set without Write.
+//
+// +checklocks:l.mu
 func fill(l *Leaf, pfn folio.PFN, flags PTE, readOnly int) {
 	for k := range 16 {
 		f := flags

@@ -66,8 +66,13 @@ type Leaf struct {
 
 	mu   sync.Mutex
 	ptes []atomic.Uint64
-	nr   int  // +checklocks:mu entries that are not none
-	dead bool // +checklocks:mu detached from its directory: walkers retry
+	// nr counts the entries that are not none.
+	// +checklocks:mu
+	nr int
+	// dead is set when the leaf is detached from its directory: walkers
+	// that locked it retry.
+	// +checklocks:mu
+	dead bool
 
 	// refs counts the spaces sharing this leaf: 1, or more once leaves are
 	// shared after a fork (on-demand fork). Atomic.
@@ -196,9 +201,11 @@ func (d *Dir) Index(addr uint64) int {
 func (d *Dir) Addr(i int) uint64 { return d.base + uint64(i)<<d.t.leafShift }
 
 // Lock takes the directory lock (the PMD lock).
+// +checklocksacquire:d.mu
 func (d *Dir) Lock() { d.mu.Lock() }
 
 // Unlock releases the directory lock.
+// +checklocksrelease:d.mu
 func (d *Dir) Unlock() { d.mu.Unlock() }
 
 // Huge returns slot i's huge entry (none if the slot holds a leaf or
@@ -241,6 +248,7 @@ func (d *Dir) newLeaf(i int) *Leaf {
 // found it locklessly retries.
 //
 // Preconditions: d's lock is held.
+// +checklocks:d.mu
 func (d *Dir) FreeLeafLocked(i int) bool {
 	l := d.Leaf(i)
 	if l == nil {
@@ -262,6 +270,7 @@ func (d *Dir) FreeLeafLocked(i int) bool {
 // reports false, changing nothing, if the slot is not empty.
 //
 // Preconditions: d's lock is held.
+// +checklocks:d.mu
 func (d *Dir) SetHugeLocked(i int, p PTE) bool {
 	if !d.Huge(i).None() || (d.Leaf(i) != nil && !d.FreeLeafLocked(i)) {
 		return false
@@ -277,18 +286,21 @@ func (d *Dir) SetHugeLocked(i int, p PTE) bool {
 // (pmdp_huge_get_and_clear).
 //
 // Preconditions: d's lock is held.
+// +checklocks:d.mu
 func (d *Dir) ClearHugeLocked(i int) PTE { return PTE(d.huge[i].Swap(0)) }
 
 // WrProtectHugeLocked makes slot i's huge entry read-only
 // (pmdp_set_wrprotect).
 //
 // Preconditions: d's lock is held.
+// +checklocks:d.mu
 func (d *Dir) WrProtectHugeLocked(i int) { d.huge[i].And(^uint64(Write)) }
 
 // SetHugeAccessLocked adds the Write, Dirty and Young bits of entry to slot
 // i's huge entry (pmdp_set_access_flags) and reports whether it changed.
 //
 // Preconditions: d's lock is held.
+// +checklocks:d.mu
 func (d *Dir) SetHugeAccessLocked(i int, entry PTE) bool {
 	add := uint64(entry & (Write | accessBits))
 	return d.huge[i].Or(add)&add != add
@@ -302,6 +314,7 @@ func (d *Dir) SetHugeAccessLocked(i int, entry PTE) bool {
 // mapping becomes TableEntries PTE mappings) before calling.
 //
 // Preconditions: d's lock is held; slot i holds a huge entry.
+// +checklocks:d.mu
 func (d *Dir) SplitHugeLocked(i int) *Leaf {
 	h := d.Huge(i)
 	if !h.Present() {
@@ -329,22 +342,27 @@ func (l *Leaf) Addr(i int) uint64 { return l.base + uint64(i)<<l.t.geo.PageShift
 func (l *Leaf) Len() int { return len(l.ptes) }
 
 // Lock takes the PTL.
+// +checklocksacquire:l.mu
 func (l *Leaf) Lock() { l.mu.Lock() }
 
 // Unlock releases the PTL.
+// +checklocksrelease:l.mu
 func (l *Leaf) Unlock() { l.mu.Unlock() }
 
 // TryLock tries to take the PTL.
+// +checklocksignore: the caller learns from the result whether it holds it.
 func (l *Leaf) TryLock() bool { return l.mu.TryLock() }
 
 // Dead reports whether the leaf was detached from its directory.
 //
 // Preconditions: the PTL is held.
+// +checklocks:l.mu
 func (l *Leaf) Dead() bool { return l.dead }
 
 // Nr returns the number of entries that map something.
 //
 // Preconditions: the PTL is held.
+// +checklocks:l.mu
 func (l *Leaf) Nr() int { return l.nr }
 
 // Refs returns how many spaces share the leaf.
