@@ -3,6 +3,7 @@ package pte
 import (
 	"fmt"
 	"runtime"
+	"sync/atomic"
 )
 
 // The entry operations of a leaf, with contiguous-PTE blocks handled as
@@ -14,7 +15,14 @@ import (
 //
 // Every function here except GetLockless is called with the PTL held.
 
-func (l *Leaf) raw(i int) PTE { return PTE(l.ptes[i].Load()) }
+// entry returns entry i's word. Entries are read with and without the PTL
+// (GetLockless) and written with it; the lock discipline is stated on each
+// operation, not on the field.
+//
+// +checklocksignore
+func (l *Leaf) entry(i int) *atomic.Uint64 { return &l.ptes[i] }
+
+func (l *Leaf) raw(i int) PTE { return PTE(l.entry(i).Load()) }
 
 func (l *Leaf) contPTEs() int { return l.t.geo.ContPTEs }
 
@@ -106,7 +114,7 @@ func (l *Leaf) SetPTEs(i int, p PTE, nr int) {
 			if old := l.raw(i); !old.None() {
 				panic(fmt.Sprintf("pte: SetPTEs over entry %d that maps %v", i, old))
 			}
-			l.ptes[i].Store(uint64(q))
+			l.entry(i).Store(uint64(q))
 			q = q.Advance(1)
 			p = p.Advance(1)
 			l.nr++
@@ -126,7 +134,7 @@ func (l *Leaf) Set(i int, p PTE) {
 	if old.Cont() {
 		l.unfold(i)
 	}
-	l.ptes[i].Store(uint64(p))
+	l.entry(i).Store(uint64(p))
 	switch {
 	case old.None() && !p.None():
 		l.nr++
@@ -192,7 +200,7 @@ func (l *Leaf) convert(s int, fold bool) {
 	var access PTE
 	var first PTE
 	for k := s; k < s+n; k++ {
-		old := PTE(l.ptes[k].Swap(0))
+		old := PTE(l.entry(k).Swap(0))
 		if k == s {
 			first = old
 		}
@@ -203,7 +211,7 @@ func (l *Leaf) convert(s int, fold bool) {
 		p = p.mkCont()
 	}
 	for k := s; k < s+n; k++ {
-		l.ptes[k].Store(uint64(p))
+		l.entry(k).Store(uint64(p))
 		p = p.Advance(1)
 	}
 }
@@ -232,7 +240,7 @@ func (l *Leaf) Clear(i, nr int) PTE {
 	l.unfoldPartial(i, nr)
 	var first, access PTE
 	for k := i; k < i+nr; k++ {
-		old := PTE(l.ptes[k].Swap(0))
+		old := PTE(l.entry(k).Swap(0))
 		if k == i {
 			first = old
 		}
@@ -253,7 +261,38 @@ func (l *Leaf) Clear(i, nr int) PTE {
 func (l *Leaf) WrProtect(i, nr int) {
 	l.unfoldPartial(i, nr)
 	for k := i; k < i+nr; k++ {
-		l.ptes[k].And(^uint64(Write))
+		l.entry(k).And(^uint64(Write))
+	}
+}
+
+// CopyPTEs maps entries [i, i+nr) of dst as they are mapped in l, entry by
+// entry: fork's copy (copy_present_ptes). dst's entries must be none. With
+// wrprotect both sides end up read-only: a COW mapping. The child's entries
+// are old, as the kernel makes them. Blocks that are folded in l and lie
+// wholly in the range are copied folded and stay folded in l; only the
+// ragged ends of the source are unfolded by the write-protect.
+//
+// +checklocks:l.mu
+// +checklocks:dst.mu
+func (l *Leaf) CopyPTEs(dst *Leaf, i, nr int, wrprotect bool) {
+	if wrprotect {
+		l.WrProtect(i, nr)
+	}
+	n := l.contPTEs()
+	for k := i; k < i+nr; k++ {
+		e := l.raw(k)
+		if e.None() {
+			continue
+		}
+		s := l.blockStart(k)
+		if e.Cont() && (s < i || s+n > i+nr) {
+			e = e.mkNonCont() // a block only partly copied is not a block in dst
+		}
+		if old := dst.raw(k); !old.None() {
+			panic(fmt.Sprintf("pte: CopyPTEs over entry %d that maps %v", k, old))
+		}
+		dst.entry(k).Store(uint64(e.MkOld()))
+		dst.nr++
 	}
 }
 
@@ -271,20 +310,20 @@ func (l *Leaf) SetAccessFlags(i int, entry PTE) bool {
 	add := uint64(entry & (Write | accessBits))
 	old := l.raw(i)
 	if !old.Cont() {
-		return l.ptes[i].Or(add)&add != add
+		return l.entry(i).Or(add)&add != add
 	}
 	if old.Write() == entry.Write() {
 		changed := false
 		s, n := l.blockStart(i), l.contPTEs()
 		for k := s; k < s+n; k++ {
-			if l.ptes[k].Or(add)&add != add {
+			if l.entry(k).Or(add)&add != add {
 				changed = true
 			}
 		}
 		return changed
 	}
 	l.unfold(i)
-	return l.ptes[i].Or(add)&add != add
+	return l.entry(i).Or(add)&add != add
 }
 
 // ClearAccessFlags clears Dirty and/or Young (as given in bits) on entries
@@ -305,7 +344,7 @@ func (l *Leaf) ClearAccessFlags(i, nr int, bits PTE) bool {
 	}
 	any := false
 	for k := lo; k < hi; k++ {
-		if l.ptes[k].And(^uint64(bits))&uint64(bits) != 0 {
+		if l.entry(k).And(^uint64(bits))&uint64(bits) != 0 {
 			any = true
 		}
 	}

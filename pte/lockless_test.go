@@ -61,7 +61,7 @@ func TestLocklessGetNeverTorn(t *testing.T) {
 						state = ro
 					}
 					for k := range n {
-						l.ptes[k].Store(uint64(state(k)))
+						l.entry(k).Store(uint64(state(k)))
 					}
 					if round%5 == 0 {
 						l.unfold(0)

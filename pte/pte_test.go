@@ -259,7 +259,7 @@ func TestSingleSetUnfoldsAndRefolds(t *testing.T) {
 	}
 	// Make entry 20 read-only: the block must unfold, and its access bits
 	// spread to every entry.
-	l.ptes[23].Or(uint64(Dirty)) // hardware dirtied one page of the block
+	l.entry(23).Or(uint64(Dirty)) // hardware dirtied one page of the block
 	l.Set(20, Mk(0x44, Present))
 	if blockState(l, 16) != "none" {
 		t.Fatalf("a permission change left the block %s", blockState(l, 16))
@@ -409,8 +409,8 @@ func TestClearGathersAndCounts(t *testing.T) {
 	l.Lock()
 	defer l.Unlock()
 	l.SetPTEs(0, Mk(0x200, Present|Write), 48)
-	l.ptes[20].Or(uint64(Dirty))
-	l.ptes[33].Or(uint64(Young))
+	l.entry(20).Or(uint64(Dirty))
+	l.entry(33).Or(uint64(Young))
 	got := l.Clear(16, 16)
 	if got.PFN() != 0x210 || !got.Dirty() || got.Young() || !got.Present() {
 		t.Fatalf("Clear(16, 16) = %v, want pfn 0x210 dirty", got)
@@ -448,7 +448,7 @@ func TestSetAccessFlags(t *testing.T) {
 		t.Fatal("nothing to do reported a change")
 	}
 	// Dirty on one raw entry must not hide the others' missing Dirty.
-	l.ptes[4].Or(uint64(Dirty))
+	l.entry(4).Or(uint64(Dirty))
 	if !l.SetAccessFlags(5, Mk(0x205, Present|Dirty)) {
 		t.Fatal("a dirty sibling hid entry 5's missing Dirty (arm64 97c5550b7631)")
 	}
@@ -471,7 +471,7 @@ func TestBatch(t *testing.T) {
 	l.Lock()
 	defer l.Unlock()
 	l.SetPTEs(0, Mk(0x200, Present|Write), 40) // blocks 0 and 1 folded, 32-39 not
-	l.ptes[5].Or(uint64(Dirty))
+	l.entry(5).Or(uint64(Dirty))
 	l.Set(45, Mk(0x22d, Present|Write)) // 40-44 none, then a lone entry
 	tests := []struct {
 		name      string
@@ -500,5 +500,47 @@ func TestBatch(t *testing.T) {
 	}
 	if n, any := l.Batch(0, 512, accessBits|Write); n != 40 || !any.Write() {
 		t.Errorf("batch ignoring Write: %d", n)
+	}
+}
+
+func TestCopyPTEsKeepsBlocksFolded(t *testing.T) {
+	tb := New(geometry(t, 4096), uniformFolios(9))
+	src := tb.DirAlloc(0).LeafAlloc(0)
+	child := New(geometry(t, 4096), uniformFolios(9))
+	dst := child.DirAlloc(0).LeafAlloc(0)
+	src.Lock()
+	defer src.Unlock()
+	dst.Lock()
+	defer dst.Unlock()
+	src.SetPTEs(0, Mk(0x200, Present|Write|Dirty|Young), 48)
+	src.CopyPTEs(dst, 0, 48, true)
+	for k := range 48 {
+		s, d := src.GetRaw(k), dst.GetRaw(k)
+		if s.Write() || d.Write() || !s.Cont() || !d.Cont() || d.Young() || !d.Dirty() || s.PFN() != d.PFN() {
+			t.Fatalf("entry %d: parent %v, child %v", k, s, d)
+		}
+	}
+	if dst.Nr() != 48 {
+		t.Fatalf("child maps %d entries", dst.Nr())
+	}
+	// A copy of [8, 40) without write-protect: each entry keeps its own
+	// flags; block 1 (whole in the range, folded) is copied folded, blocks 0
+	// and 2 (partly copied) are not folded in the child.
+	dst.Clear(0, 48)
+	src.SetAccessFlags(8, Mk(0x208, Present|Write)) // unfolds block 0, makes entry 8 writable
+	src.CopyPTEs(dst, 8, 32, false)
+	for k := range 48 {
+		d := dst.GetRaw(k)
+		switch {
+		case k < 8 || k >= 40:
+			if !d.None() {
+				t.Fatalf("child entry %d outside the copy: %v", k, d)
+			}
+		case d.PFN() != 0x200+folio.PFN(k) || d.Write() != (k == 8) || d.Cont() != (k >= 16 && k < 32):
+			t.Fatalf("child entry %d = %v", k, d)
+		}
+	}
+	if blockState(src, 32) != "all" {
+		t.Fatal("a copy without write-protect unfolded the source")
 	}
 }
