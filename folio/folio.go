@@ -261,6 +261,10 @@ func (a *Arena) ClearPageAnonExclusive(pfn PFN, nr int) { a.pae.clear(int64(pfn)
 // AnonExclusive.
 func (a *Arena) AnyPageAnonExclusive(pfn PFN, nr int) bool { return a.pae.any(int64(pfn), int64(nr)) }
 
+// PagesAnonExclusive reports whether every page of [pfn, pfn+nr) is
+// AnonExclusive.
+func (a *Arena) PagesAnonExclusive(pfn PFN, nr int) bool { return a.pae.all(int64(pfn), int64(nr)) }
+
 // PageBytes returns the memory of pages [pfn, pfn+nr). It is valid while the
 // caller holds a reference or a mapping of the folio(s) it covers.
 func (a *Arena) PageBytes(pfn PFN, nr int) []byte {
@@ -418,6 +422,18 @@ func (a *Arena) largeMapcountAdd(head PFN, diff int32, mm MMID) int {
 	return int(total)
 }
 
+// FolioMapcountOf returns how many mappings of a large folio space mm has,
+// as the owner tracking counts them, and whether mm is tracked at all.
+func (a *Arena) FolioMapcountOf(head PFN, mm MMID) (int, bool) {
+	ids, counts, _ := a.FolioOwners(head)
+	for k := range 2 {
+		if ids[k] == mm {
+			return counts[k], true
+		}
+	}
+	return 0, false
+}
+
 // FolioMapcount returns the number of mappings of the folio: PTEs plus
 // huge entries, over all spaces.
 func (a *Arena) FolioMapcount(head PFN) int { return int(a.pages[head].loadW2()) }
@@ -432,22 +448,25 @@ func (a *Arena) FolioMaybeMappedShared(head PFN) bool {
 	return a.pages[head].loadW3()&mmShared != 0
 }
 
-// FolioExclusiveTo reports whether every reference to the folio is a mapping
-// by space mm: nobody else maps it and there is no pin, no plain reference
-// and nothing in flight. It is the test of wp_can_reuse_anon_folio (small:
-// refcount 1) and of __wp_can_reuse_large_anon_folio (large: not shared,
-// mapcount == refcount, rechecked under the mapcount lock). Called with the
-// PTL of a mapping of the folio in mm held.
-func (a *Arena) FolioExclusiveTo(head PFN, mm MMID) bool {
+// FolioExclusiveTo reports whether every reference to the folio is a
+// mapping by space mm, apart from extra references the caller accounts for
+// itself (its own copies in flight): nobody else maps it and there is no
+// pin, no plain reference and nothing else in flight. It is the test of
+// wp_can_reuse_anon_folio (small: refcount 1) and of
+// __wp_can_reuse_large_anon_folio (large: not shared, mapcount equal to the
+// refcount, rechecked under the mapcount lock, and mm one of the tracked
+// spaces). Called with the PTL of a mapping of the folio in mm held.
+func (a *Arena) FolioExclusiveTo(head PFN, mm MMID, extra int) bool {
 	p := &a.pages[head]
+	refs := p.ref.Load() - int32(extra)
 	if a.FolioOrder(head) == 0 {
-		return p.ref.Load() == 1
+		return refs == 1
 	}
-	if p.loadW3()&mmShared != 0 || p.loadW2() != p.ref.Load() {
+	if p.loadW3()&mmShared != 0 || p.loadW2() != refs {
 		return false
 	}
 	ids := a.lockMapcount(head)
-	ok := ids&mmShared == 0 && p.loadW2() == p.ref.Load() &&
+	ok := ids&mmShared == 0 && p.loadW2() == p.ref.Load()-int32(extra) &&
 		(mmIDAt(ids, 0) == mm || mmIDAt(ids, 1) == mm)
 	a.unlockMapcount(head, ids)
 	return ok

@@ -246,10 +246,10 @@ func TestMMIDOwnerTracking(t *testing.T) {
 
 	step := func(name string, exclA, exclB, shared bool) {
 		t.Helper()
-		if got := a.FolioExclusiveTo(h, A); got != exclA {
+		if got := a.FolioExclusiveTo(h, A, 0); got != exclA {
 			t.Errorf("%s: FolioExclusiveTo(A) = %v, want %v", name, got, exclA)
 		}
-		if got := a.FolioExclusiveTo(h, B); got != exclB {
+		if got := a.FolioExclusiveTo(h, B, 0); got != exclB {
 			t.Errorf("%s: FolioExclusiveTo(B) = %v, want %v", name, got, exclB)
 		}
 		if got := a.FolioMaybeMappedShared(h); got != shared {
@@ -267,6 +267,9 @@ func TestMMIDOwnerTracking(t *testing.T) {
 
 	a.FolioGet(h, 1) // a plain reference (vmsplice)
 	step("A with a plain reference", false, false, false)
+	if !a.FolioExclusiveTo(h, A, 1) {
+		t.Error("a reference the caller accounts for itself blocked exclusivity")
+	}
 	a.FolioPut(h, 1)
 
 	a.FolioPin(h, 1)
@@ -296,7 +299,7 @@ func TestEntireMapcount(t *testing.T) {
 	a := newTestArena(t, Config{Size: 2 << 20, PageSize: 4096})
 	h, _ := a.AllocFolio(9, 0)
 	a.FolioAddEntireMapcount(h, 1)
-	if a.FolioEntireMapcount(h) != 1 || a.FolioMapcount(h) != 1 || !a.FolioExclusiveTo(h, 1) {
+	if a.FolioEntireMapcount(h) != 1 || a.FolioMapcount(h) != 1 || !a.FolioExclusiveTo(h, 1, 0) {
 		t.Fatalf("PMD-mapped folio: entire %d mapcount %d", a.FolioEntireMapcount(h), a.FolioMapcount(h))
 	}
 	a.FolioSubEntireMapcount(h, 1)
