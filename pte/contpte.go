@@ -186,6 +186,17 @@ func (l *Leaf) TryFold(i int) bool {
 	return true
 }
 
+// Unfold unfolds the block around entry i if it is folded
+// (contpte_try_unfold): before the folio under it is split, say.
+//
+// Preconditions: the PTL is held.
+// +checklocks:l.mu
+func (l *Leaf) Unfold(i int) {
+	if l.raw(i).Cont() {
+		l.unfold(i)
+	}
+}
+
 // unfold turns the block around entry i back into n independent entries
 // (contpte_try_unfold). Each keeps the block's gathered access bits.
 // +checklocks:l.mu
@@ -258,10 +269,28 @@ func (l *Leaf) Clear(i, nr int) PTE {
 //
 // Preconditions: the PTL is held.
 // +checklocks:l.mu
-func (l *Leaf) WrProtect(i, nr int) {
+func (l *Leaf) WrProtect(i, nr int) { l.ChangeProt(i, nr, 0, Write) }
+
+// ChangeProt sets the permission bits in set and clears those in clear
+// (Write and ProtNone only) on the entries of [i, i+nr) that map something
+// (change_pte_range). Whole blocks keep Cont, since they change uniformly;
+// partly covered blocks are unfolded first. A lockless writer may be setting
+// Dirty at the same time, hence the CAS.
+//
+// Preconditions: the PTL is held.
+// +checklocks:l.mu
+func (l *Leaf) ChangeProt(i, nr int, set, clear PTE) {
+	set &= Write | ProtNone
+	clear &= Write | ProtNone
 	l.unfoldPartial(i, nr)
 	for k := i; k < i+nr; k++ {
-		l.entry(k).And(^uint64(Write))
+		e := l.entry(k)
+		for {
+			old := e.Load()
+			if old == 0 || e.CompareAndSwap(old, old&^uint64(clear)|uint64(set)) {
+				break
+			}
+		}
 	}
 }
 

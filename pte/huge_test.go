@@ -67,14 +67,14 @@ func TestHugeEntries(t *testing.T) {
 		t.Fatal("LeafAlloc replaced a live leaf")
 	}
 	d.Lock()
-	d.huge[i].Store(uint64(h)) // force: LeafAlloc must refuse a huge slot
+	d.hugeEntry(i).Store(uint64(h)) // force: LeafAlloc must refuse a huge slot
 	d.leaf[i].Store(nil)
 	d.Unlock()
 	if d.LeafAlloc(i) != nil {
 		t.Fatal("LeafAlloc on a huge slot")
 	}
 	d.Lock()
-	d.huge[i].Store(0)
+	d.hugeEntry(i).Store(0)
 }
 
 // +checklocksignore: the lock is released by a deferred call after a panic.

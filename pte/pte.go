@@ -14,12 +14,13 @@ type PTE uint64
 
 // PTE flag bits.
 const (
-	Present PTE = 1 << iota // maps a page
-	Write                   // writable
-	Dirty                   // written since it was last cleaned
-	Young                   // accessed since it was last aged
-	Cont                    // part of a contiguous block (contpte); private to this package's setters
-	Zero                    // maps the shared zero page (special: no folio behind it)
+	Present  PTE = 1 << iota // maps a page
+	Write                    // writable
+	Dirty                    // written since it was last cleaned
+	Young                    // accessed since it was last aged
+	Cont                     // part of a contiguous block (contpte); private to this package's setters
+	Zero                     // maps the shared zero page (special: no folio behind it)
+	ProtNone                 // maps a page that allows no access (PROT_NONE): every access faults
 
 	pfnShift = 12
 	flagMask = 1<<pfnShift - 1
@@ -61,6 +62,14 @@ func (p PTE) Cont() bool { return p&Cont != 0 }
 
 // Zero reports whether the entry maps the shared zero page.
 func (p PTE) Zero() bool { return p&Zero != 0 }
+
+// ProtNone reports whether the entry maps a page that allows no access
+// (pte_protnone). Such an entry still maps the page: its data survives a
+// PROT_NONE round trip.
+func (p PTE) ProtNone() bool { return p&ProtNone != 0 }
+
+// Accessible reports whether the page may be read through the entry.
+func (p PTE) Accessible() bool { return p&(Present|ProtNone) == Present }
 
 // MkWrite returns p writable (pte_mkwrite).
 func (p PTE) MkWrite() PTE { return p | Write }
@@ -107,7 +116,7 @@ func (p PTE) String() string {
 	for _, f := range []struct {
 		bit  PTE
 		name string
-	}{{Present, "P"}, {Write, "W"}, {Dirty, "D"}, {Young, "Y"}, {Cont, "C"}, {Zero, "Z"}} {
+	}{{Present, "P"}, {Write, "W"}, {Dirty, "D"}, {Young, "Y"}, {Cont, "C"}, {Zero, "Z"}, {ProtNone, "N"}} {
 		if p&f.bit != 0 {
 			b.WriteString(" " + f.name)
 		}

@@ -544,3 +544,36 @@ func TestCopyPTEsKeepsBlocksFolded(t *testing.T) {
 		t.Fatal("a copy without write-protect unfolded the source")
 	}
 }
+
+func TestChangeProt(t *testing.T) {
+	l := testLeaf(t, 4096, 9)
+	l.Lock()
+	defer l.Unlock()
+	l.SetPTEs(0, Mk(0x200, Present|Write|Dirty), 32)
+	l.ChangeProt(0, 40, ProtNone, Write) // PROT_NONE: whole blocks stay folded
+	for k := range 40 {
+		e := l.GetRaw(k)
+		if k >= 32 {
+			if !e.None() {
+				t.Fatalf("ChangeProt mapped entry %d: %v", k, e)
+			}
+			continue
+		}
+		if e.Write() || !e.ProtNone() || e.Accessible() || !e.Present() || !e.Cont() || e.PFN() != 0x200+folio.PFN(k) {
+			t.Fatalf("entry %d after PROT_NONE: %v", k, e)
+		}
+	}
+	if got := l.GetLockless(5); got.Accessible() || !got.Cont() {
+		t.Fatalf("lockless read of a PROT_NONE block: %v", got)
+	}
+	l.ChangeProt(0, 32, Write, ProtNone) // and back
+	for k := range 32 {
+		if e := l.GetRaw(k); !e.Write() || e.ProtNone() || !e.Accessible() || !e.Cont() {
+			t.Fatalf("entry %d after restoring: %v", k, e)
+		}
+	}
+	l.ChangeProt(4, 8, 0, Write) // ragged: block 0 unfolds
+	if blockState(l, 0) != "none" || blockState(l, 16) != "all" || l.GetRaw(3).Write() == false || l.GetRaw(4).Write() {
+		t.Fatal("ragged ChangeProt")
+	}
+}

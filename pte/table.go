@@ -175,19 +175,37 @@ func (t *Table) DirAlloc(addr uint64) *Dir {
 // Walk calls fn for every directory that exists and overlaps [start, end),
 // in address order, until fn returns false. Lockless.
 func (t *Table) Walk(start, end uint64, fn func(d *Dir) bool) {
+	for d := t.NextDir(start, end); d != nil; d = t.NextDir(d.base+t.DirSize(), end) {
+		if !fn(d) {
+			return
+		}
+	}
+}
+
+// NextDir returns the first directory that exists and overlaps
+// [addr, end), or nil: the iterator form of Walk, for callers that hold a
+// lock a callback could not be checked for. Lockless.
+func (t *Table) NextDir(addr, end uint64) *Dir {
 	end = min(end, 1<<VABits)
-	for addr := start &^ (t.DirSize() - 1); addr < end; {
+	for addr &^= t.DirSize() - 1; addr < end; {
 		top, _ := t.split(addr)
 		if t.top[top].Load() == nil {
 			addr = (top + 1) << (t.dirShift + t.midBits)
 			continue
 		}
-		if d := t.Dir(addr); d != nil && !fn(d) {
-			return
+		if d := t.Dir(addr); d != nil {
+			return d
 		}
 		addr += t.DirSize()
 	}
+	return nil
 }
+
+// hugeEntry returns slot i's huge-entry word: read with and without the
+// directory lock (Huge), written with it.
+//
+// +checklocksignore
+func (d *Dir) hugeEntry(i int) *atomic.Uint64 { return &d.huge[i] }
 
 // Base returns the first address the directory maps.
 func (d *Dir) Base() uint64 { return d.base }
@@ -210,7 +228,7 @@ func (d *Dir) Unlock() { d.mu.Unlock() }
 
 // Huge returns slot i's huge entry (none if the slot holds a leaf or
 // nothing). Lockless; with the directory lock held it is stable.
-func (d *Dir) Huge(i int) PTE { return PTE(d.huge[i].Load()) }
+func (d *Dir) Huge(i int) PTE { return PTE(d.hugeEntry(i).Load()) }
 
 // Leaf returns slot i's leaf, or nil. Lockless: a leaf found without the
 // directory lock may be detached at any time (then it is empty and Dead);
@@ -278,7 +296,7 @@ func (d *Dir) SetHugeLocked(i int, p PTE) bool {
 	if p.PFN()&folio.PFN(d.t.geo.TableEntries-1) != 0 {
 		panic(fmt.Sprintf("pte: huge entry %v is not PMD-aligned", p))
 	}
-	d.huge[i].Store(uint64(p.mkNonCont()))
+	d.hugeEntry(i).Store(uint64(p.mkNonCont()))
 	return true
 }
 
@@ -287,14 +305,30 @@ func (d *Dir) SetHugeLocked(i int, p PTE) bool {
 //
 // Preconditions: d's lock is held.
 // +checklocks:d.mu
-func (d *Dir) ClearHugeLocked(i int) PTE { return PTE(d.huge[i].Swap(0)) }
+func (d *Dir) ClearHugeLocked(i int) PTE { return PTE(d.hugeEntry(i).Swap(0)) }
 
 // WrProtectHugeLocked makes slot i's huge entry read-only
 // (pmdp_set_wrprotect).
 //
 // Preconditions: d's lock is held.
 // +checklocks:d.mu
-func (d *Dir) WrProtectHugeLocked(i int) { d.huge[i].And(^uint64(Write)) }
+func (d *Dir) WrProtectHugeLocked(i int) { d.hugeEntry(i).And(^uint64(Write)) }
+
+// ChangeProtHugeLocked sets the bits in set and clears those in clear (Write
+// and ProtNone only) on slot i's huge entry (change_huge_pmd).
+//
+// Preconditions: d's lock is held.
+// +checklocks:d.mu
+func (d *Dir) ChangeProtHugeLocked(i int, set, clear PTE) {
+	set &= Write | ProtNone
+	clear &= Write | ProtNone
+	for {
+		old := d.hugeEntry(i).Load()
+		if old == 0 || d.hugeEntry(i).CompareAndSwap(old, old&^uint64(clear)|uint64(set)) {
+			return
+		}
+	}
+}
 
 // SetHugeAccessLocked adds the Write, Dirty and Young bits of entry to slot
 // i's huge entry (pmdp_set_access_flags) and reports whether it changed.
@@ -303,7 +337,7 @@ func (d *Dir) WrProtectHugeLocked(i int) { d.huge[i].And(^uint64(Write)) }
 // +checklocks:d.mu
 func (d *Dir) SetHugeAccessLocked(i int, entry PTE) bool {
 	add := uint64(entry & (Write | accessBits))
-	return d.huge[i].Or(add)&add != add
+	return d.hugeEntry(i).Or(add)&add != add
 }
 
 // SplitHugeLocked replaces slot i's huge entry by a leaf of PTEs that map
@@ -325,7 +359,7 @@ func (d *Dir) SplitHugeLocked(i int) *Leaf {
 	l.SetPTEs(0, h, d.t.geo.TableEntries)
 	l.mu.Unlock()
 	d.leaf[i].Store(l)
-	d.huge[i].Store(0)
+	d.hugeEntry(i).Store(0)
 	return l
 }
 
