@@ -1,0 +1,68 @@
+// Package cow is anonfolio's address space, the mm: a Space holds regions
+// (VMAs) of anonymous memory, a page table, the map lock and the fork
+// sequence count, and implements faults, copy-on-write, Fork, and
+// ReadAt/WriteAt as a CPU would access the memory. It owns the policy: which
+// folio order a fault allocates, when a write reuses a page and when it
+// copies, what Fork shares.
+//
+// # The state of a page
+//
+// A page of a folio mapped in some space is in one of these states:
+//
+//	exclusive   AnonExclusive set; mapped by this space only, writable if
+//	            its region is. Writes go straight to it. A pin may hold it.
+//	shared      AnonExclusive clear; mapped read-only, perhaps by several
+//	            spaces. A write fault reuses it if its folio is mapped only
+//	            by this space and nothing else references it, and copies it
+//	            otherwise.
+//
+// Transitions: a write fault allocates exclusive pages; Fork turns exclusive
+// pages into shared ones (except those of a pinned folio, which the child
+// gets copies of); reuse and unshare turn a shared page back into an
+// exclusive one; a copy replaces a shared page by a new exclusive one. A
+// read of an unpopulated page maps the shared zero page, which a write or
+// an unshare replaces by a private page.
+//
+// # Reuse and in-flight copies
+//
+// A COW copy (wp_page_copy) takes a reference on the old folio, drops the
+// PTL, copies, retakes the PTL and installs the copy only if the entry still
+// maps the same page with the same permission and the old page did not
+// become AnonExclusive. Because the fault holds the map lock for reading
+// throughout, nothing that write-protects (Fork, Protect) can run in between,
+// so the entry cannot go read-only → writable → read-only under it: the
+// check is exact. That is what lets a reuse ignore this space's own copies in
+// flight: another goroutine of the same space may reuse the page and write
+// it while the copy reads it; the copy then finds its entry changed and is
+// discarded (copyPage is the one go:norace helper, for that benign race).
+// Every other reference (a plain Get, a pin, a lockless reader) stops a
+// reuse, as the kernel's refcount test does.
+//
+// # Lockless paths
+//
+// ReadAt, WriteAt and (in the pin package) GUP-fast walk the table without
+// a lock: they enter a lockless section, back out if wpSeq is odd or the
+// space is closed, grab the folio (a reference), recheck the entry and undo
+// if it changed. Fork makes wpSeq odd and waits for the sections in flight
+// to drain before it write-protects anything, so a lockless write lands
+// wholly before or after the snapshot. Check quiesces the same way.
+//
+// # Lock order
+//
+//	Space.mapLock (RW)                     the mmap_lock; two spaces' only in mm id order (Check, the deferred split)
+//	  pte.Dir.mu                           the PMD lock
+//	    pte.Leaf.mu                        the PTL; two only under mapLock held for writing (Fork, Remap)
+//	      Space.copyMu                     in-flight copies
+//	      arenaState.mu                    deferred-split queue, space registry
+//	        folio atomics, mapcount lock
+//	          folio.Arena.mu               the allocator
+//
+// The deferred split runs with no map lock held: the fault path drops its
+// own before it reclaims.
+//
+// # What Check verifies
+//
+// See Check: isolation (a writable page is exclusive, an exclusive page is
+// mapped once), no folio freed while mapped, exact accounting of mappings,
+// pins and references, and the consistency of every table and of the arena.
+package cow

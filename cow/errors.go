@@ -1,0 +1,40 @@
+package cow
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors. Each is a sentinel for errors.Is; returned errors wrap them with
+// the address or argument at fault. Running out of memory is
+// folio.ErrNoMemory.
+var (
+	// ErrFault: no region at that address (SIGSEGV for a missing mapping).
+	ErrFault = errors.New("cow: no mapping at address")
+	// ErrProtection: the access is not allowed by the region's protection.
+	ErrProtection = errors.New("cow: access not allowed by protection")
+	// ErrInvalid: a misaligned address, a bad length, an overlap or an
+	// unknown argument.
+	ErrInvalid = errors.New("cow: invalid argument")
+	// ErrClosed: the space was closed.
+	ErrClosed = errors.New("cow: space closed")
+)
+
+func faultErr(addr Addr) error { return fmt.Errorf("%w %#x", ErrFault, uint64(addr)) }
+
+func protErr(addr Addr, write bool) error {
+	what := "read"
+	if write {
+		what = "write"
+	}
+	return fmt.Errorf("%w: %s at %#x", ErrProtection, what, uint64(addr))
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+}
+
+// closedErr returns ErrClosed. Returning it through this function keeps
+// checklocks from inferring that the variable is guarded by the map lock
+// (it is only read under it).
+func closedErr() error { return ErrClosed }

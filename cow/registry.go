@@ -1,0 +1,90 @@
+package cow
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/anonfolio/anonfolio/folio"
+)
+
+// arenaState is what the spaces of one arena share: the registry of live
+// spaces (mm id to Space, for Check and for the deferred split, which must
+// find a folio's mappings without a reverse map) and the deferred-split
+// queue. The kernel keeps the latter per memcg/node; one arena is our node.
+type arenaState struct {
+	a *folio.Arena
+
+	mu sync.Mutex
+	// +checklocks:mu
+	spaces map[folio.MMID]*Space
+	// +checklocks:mu
+	deferred []deferredFolio
+	// dead is set when the last space left and the state was dropped from
+	// the registry: a NewSpace that raced with that retries.
+	// +checklocks:mu
+	dead bool
+
+	// gets counts the plain references (FOLL_GET) outstanding on the
+	// arena's folios, for Check's exact accounting: the pin package adds
+	// and subtracts. It can outlive every space (a Get released after
+	// Close), so the state is kept while it is not zero.
+	gets atomic.Int64
+}
+
+// deferredFolio is a large folio that was left partly mapped, with where the
+// space that unmapped part of it maps its first page (the kernel finds it
+// through folio->index and the anon_vma; we keep the address).
+type deferredFolio struct {
+	head folio.PFN
+	mm   folio.MMID
+	addr Addr // where head would be mapped in mm
+}
+
+var arenas sync.Map // *folio.Arena → *arenaState
+
+// register adds s to its arena's state, creating the state if needed.
+func register(s *Space) *arenaState {
+	for {
+		v, _ := arenas.LoadOrStore(s.a, &arenaState{a: s.a, spaces: map[folio.MMID]*Space{}})
+		as := v.(*arenaState)
+		as.mu.Lock()
+		if as.dead {
+			as.mu.Unlock()
+			continue
+		}
+		as.spaces[s.mm] = s
+		as.mu.Unlock()
+		return as
+	}
+}
+
+// unregister removes s; the last space out drops the state.
+func (as *arenaState) unregister(s *Space) {
+	a := as.a
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	delete(as.spaces, s.mm)
+	if len(as.spaces) == 0 && as.gets.Load() == 0 {
+		as.dead = true
+		as.deferred = nil
+		arenas.CompareAndDelete(a, as)
+	}
+}
+
+// space returns the live space with id mm, or nil.
+func (as *arenaState) space(mm folio.MMID) *Space {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	return as.spaces[mm]
+}
+
+// liveSpaces returns the live spaces of the arena.
+func (as *arenaState) liveSpaces() []*Space {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	out := make([]*Space, 0, len(as.spaces))
+	for _, s := range as.spaces {
+		out = append(out, s)
+	}
+	return out
+}

@@ -1,0 +1,222 @@
+package cow
+
+import (
+	"errors"
+
+	"github.com/anonfolio/anonfolio/folio"
+	"github.com/anonfolio/anonfolio/internal/testhook"
+	"github.com/anonfolio/anonfolio/pte"
+)
+
+// sectionBytes bounds how much one lockless section copies before it lets a
+// waiting Fork in: a large WriteAt must not hold a snapshot up for long.
+const sectionBytes = 256 << 10
+
+// ReadAt reads len(p) bytes from address off, as a CPU load would: an
+// unpopulated page reads zero (the shared zero page), a page in a region
+// without read permission is ErrProtection, an address outside every region
+// is ErrFault. It returns how many bytes it read before an error. It
+// implements io.ReaderAt over the space's addresses.
+func (s *Space) ReadAt(p []byte, off int64) (int, error) { return s.access(p, off, false) }
+
+// WriteAt writes p at address off, as CPU stores would: faulting pages in,
+// copying shared ones on write. For each page the write lands wholly before
+// or wholly after a concurrent Fork's snapshot. It returns how many bytes it
+// wrote before an error. It implements io.WriterAt over the space's
+// addresses.
+func (s *Space) WriteAt(p []byte, off int64) (int, error) { return s.access(p, off, true) }
+
+func (s *Space) access(p []byte, off int64, write bool) (n int, err error) {
+	if off < 0 {
+		return 0, invalid("negative address %d", off)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if uint64(off) >= uint64(vaLimit) || uint64(len(p)) > uint64(vaLimit)-uint64(off) {
+		return 0, faultErr(Addr(off))
+	}
+	addr := Addr(off)
+	for n < len(p) {
+		k := s.accessFast(addr, p[n:], write)
+		n += k
+		addr += Addr(k)
+		if n == len(p) {
+			break
+		}
+		chunk := min(len(p)-n, int(s.ps-uint64(addr)%s.ps))
+		if err := s.accessSlow(addr, p[n:n+chunk], write); err != nil {
+			return n, err
+		}
+		n += chunk
+		addr += Addr(chunk)
+	}
+	return n, nil
+}
+
+// accessFast copies as much of p as it can without a lock, page by page,
+// and returns how many bytes it did; it stops at the first page that needs
+// the slow path. It runs in a lockless section: Fork and Check wait for it.
+func (s *Space) accessFast(addr Addr, p []byte, write bool) int {
+	sec := s.inflight.enter()
+	defer exit(sec)
+	if s.wpSeq.Load()&1 != 0 || s.closed.Load() {
+		return 0
+	}
+	done := 0
+	for done < len(p) && done < sectionBytes {
+		chunk := min(len(p)-done, int(s.ps-uint64(addr)%s.ps))
+		if !s.pageFast(addr, p[done:done+chunk], write) {
+			break
+		}
+		done += chunk
+		addr += Addr(chunk)
+	}
+	return done
+}
+
+// pageFast copies to or from the one page at addr without a lock: walk the
+// table locklessly, grab the folio (a reference, so it cannot be freed and
+// reused under the copy), recheck the entry, copy, put the reference.
+func (s *Space) pageFast(addr Addr, buf []byte, write bool) bool {
+	d := s.table.Dir(uint64(addr))
+	if d == nil {
+		return false
+	}
+	di := d.Index(uint64(addr))
+	var l *pte.Leaf
+	var i int
+	e := d.Huge(di)
+	if e.Present() {
+		e = e.Advance(int((uint64(addr) - d.Addr(di)) / s.ps))
+	} else if l = d.Leaf(di); l != nil {
+		i = l.Index(uint64(addr))
+		e = l.GetLockless(i)
+	}
+	if !e.Accessible() || write && !e.Write() {
+		return false
+	}
+	off := uint64(addr) % s.ps
+	if e.Zero() {
+		clear(buf)
+		return true
+	}
+	head, ok := s.a.FolioTryGet(e.PFN())
+	if !ok {
+		return false
+	}
+	testhook.Run(testhook.LocklessAfterGrab)
+	var now pte.PTE
+	if l == nil {
+		now = d.Huge(di).Advance(int((uint64(addr) - d.Addr(di)) / s.ps))
+	} else {
+		now = l.GetLockless(i)
+	}
+	if !pte.SameMapping(now, e) {
+		s.a.FolioPut(head, 1)
+		return false
+	}
+	page := s.a.PageBytes(e.PFN(), 1)[off:]
+	if write {
+		copy(page, buf)
+	} else {
+		copy(buf, page)
+	}
+	s.a.FolioPut(head, 1)
+	return true
+}
+
+// accessSlow does one page's worth of the access with mapLock held for
+// reading, faulting until the entry allows it. Holding mapLock keeps Fork
+// out, so a write lands wholly before or after a snapshot. Out of memory,
+// it runs the deferred split (with no lock held) and tries once more.
+func (s *Space) accessSlow(addr Addr, buf []byte, write bool) error {
+	err := s.accessSlowOnce(addr, buf, write)
+	if errors.Is(err, folio.ErrNoMemory) && s.as.splitDeferred() > 0 {
+		err = s.accessSlowOnce(addr, buf, write)
+	}
+	return err
+}
+
+func (s *Space) accessSlowOnce(addr Addr, buf []byte, write bool) error {
+	s.mapLock.RLock()
+	defer s.mapLock.RUnlock()
+	if s.closed.Load() {
+		return closedErr()
+	}
+	var flags faultFlags
+	if write {
+		flags = faultWrite
+	}
+	for !s.accessLocked(addr, buf, write) {
+		if err := s.handleFault(addr, flags); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// accessLocked does the access if the entry allows it and reports false if
+// it does not.
+//
+// +checklocksread:s.mapLock
+func (s *Space) accessLocked(addr Addr, buf []byte, write bool) bool {
+	e, head, ok := s.followPage(addr, write)
+	if !ok {
+		return false
+	}
+	if e.Zero() {
+		clear(buf)
+		return true
+	}
+	page := s.a.PageBytes(e.PFN(), 1)[uint64(addr)%s.ps:]
+	if write {
+		copy(page, buf)
+	} else {
+		copy(buf, page)
+	}
+	s.a.FolioPut(head, 1)
+	return true
+}
+
+// followPage returns the entry that maps the page at addr (for a huge
+// entry, the page's share of it) if it allows the access, with a reference
+// taken on its folio (none for the zero page), translating under the PTL or
+// the directory lock (follow_page_pte). ok is false if there is no entry
+// or it does not allow the access: the caller faults and tries again.
+//
+// +checklocksread:s.mapLock
+func (s *Space) followPage(addr Addr, write bool) (e pte.PTE, head folio.PFN, ok bool) {
+	d := s.table.Dir(uint64(addr))
+	if d == nil {
+		return 0, 0, false
+	}
+	di := d.Index(uint64(addr))
+	if d.Huge(di).Present() {
+		d.Lock()
+		defer d.Unlock()
+		h := d.Huge(di)
+		e = h.Advance(int((uint64(addr) - d.Addr(di)) / s.ps))
+		if !h.Present() || !e.Accessible() || write && !e.Write() {
+			return 0, 0, false
+		}
+		s.a.FolioGet(h.PFN(), 1)
+		return e, h.PFN(), true
+	}
+	l := d.Leaf(di)
+	if l == nil {
+		return 0, 0, false
+	}
+	l.Lock()
+	defer l.Unlock()
+	e = l.Get(l.Index(uint64(addr)))
+	if l.Dead() || !e.Accessible() || write && !e.Write() {
+		return 0, 0, false
+	}
+	if e.Zero() {
+		return e, 0, true
+	}
+	head, _ = s.pageFolio(e.PFN())
+	s.a.FolioGet(head, 1)
+	return e, head, true
+}
