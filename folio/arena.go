@@ -78,6 +78,11 @@ type Arena struct {
 	hostOrder    int   // smallest block that covers whole host pages; -1: none
 
 	bytesZeroed atomic.Uint64 // zeroing runs outside mu
+	ostat       orderStats
+
+	// pcp are the order-0 page caches in front of the buddy allocator
+	// (see pcp.go).
+	pcp [nPCP]pcpList
 
 	// Per-page bits, atomic (see bitmap).
 	pae      bitmap // AnonExclusive
@@ -255,6 +260,7 @@ func orderCeil(geo Geometry, n int) int {
 // is allocated or any space (mm id) is alive, and leaves the arena usable.
 // Closing a closed arena is a no-op.
 func (a *Arena) Close() error {
+	a.drainPCP()
 	a.mmMu.Lock()
 	a.mu.Lock()
 	if a.closed {

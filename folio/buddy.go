@@ -35,37 +35,66 @@ func (a *Arena) AllocFolio(order int, flags AllocFlags) (PFN, error) {
 	if order < 0 || order > a.geo.MaxOrder {
 		return 0, fmt.Errorf("%w: folio order %d outside [0, %d]", ErrInvalid, order, a.geo.MaxOrder)
 	}
-	n := int64(1) << order
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
-		return 0, ErrClosed
-	}
-	pfn, ok := a.allocLocked(order)
-	for !ok && a.scavenging > 0 {
-		// The block we need may be the one off its list for a madvise:
-		// free memory is never reported missing because of the scavenger.
-		a.scavReturned.Wait()
-		pfn, ok = a.allocLocked(order)
+	pfn, ok := PFN(0), false
+	if order == 0 {
+		pfn, ok = a.allocPage()
 	}
 	if !ok {
-		a.stat.allocFail[order]++
-		a.mu.Unlock()
-		return 0, ErrNoMemory
+		var err error
+		if pfn, err = a.allocBuddy(order); err != nil {
+			return 0, err
+		}
 	}
-	a.nrFree -= n
-	a.nrRetained -= n - a.released.count(int64(pfn), n)
-	a.stat.alloc[order]++
-	a.mu.Unlock()
-
-	// The block is ours: nobody else touches its bits or bytes.
+	a.ostat.alloc[order].Add(1)
+	// The block is ours: nobody else touches its bits or bytes. Its
+	// metadata is written first, so that the cache miss on it overlaps the
+	// clearing of its memory (and the caller's copy) instead of following
+	// it; nobody can reach the folio before the caller maps it.
+	n := int64(1) << order
+	zeroed := a.zeroed.any(int64(pfn), n)
+	a.prepFolio(pfn, order)
 	if flags&AllocZero != 0 {
 		a.zeroPages(pfn, n)
 	}
-	a.zeroed.clear(int64(pfn), n)
-	a.released.clear(int64(pfn), n)
-	a.prepFolio(pfn, order)
+	if zeroed {
+		a.zeroed.clear(int64(pfn), n)
+	}
+	if a.released.any(int64(pfn), n) {
+		a.released.clear(int64(pfn), n)
+	}
 	return pfn, nil
+}
+
+// allocBuddy takes a block of the order from the buddy allocator. Before it
+// reports ErrNoMemory it waits for blocks the scavenger has out and drains
+// the order-0 caches: free memory is never reported missing because it sat
+// in a cache or in a madvise.
+func (a *Arena) allocBuddy(order int) (PFN, error) {
+	n := int64(1) << order
+	for drained := false; ; drained = true {
+		a.mu.Lock()
+		if a.closed {
+			a.mu.Unlock()
+			return 0, ErrClosed
+		}
+		pfn, ok := a.allocLocked(order)
+		for !ok && a.scavenging > 0 {
+			a.scavReturned.Wait()
+			pfn, ok = a.allocLocked(order)
+		}
+		if ok {
+			a.nrFree -= n
+			a.nrRetained -= n - a.released.count(int64(pfn), n)
+			a.mu.Unlock()
+			return pfn, nil
+		}
+		a.mu.Unlock()
+		if drained {
+			a.ostat.allocFail[order].Add(1)
+			return 0, ErrNoMemory
+		}
+		a.drainPCP()
+	}
 }
 
 // zeroPages clears the pages of [pfn, pfn+n) that are not known to be zero.
@@ -114,8 +143,12 @@ func (a *Arena) freeFolio(head PFN) {
 	n := int64(1) << order
 	a.pae.clear(int64(head), n)
 	a.pages[head].storeFlags(uint32(order)) // not a head any more: lockless lookups fail
+	a.ostat.free[order].Add(1)
+	if order == 0 {
+		a.freePage(head)
+		return
+	}
 	a.mu.Lock()
-	a.stat.free[order]++
 	a.nrFree += n
 	a.nrRetained += n
 	a.freeBlockLocked(head, order)
@@ -136,7 +169,7 @@ func (a *Arena) freePages(pfns []PFN, splitOrder int) {
 	a.mu.Lock()
 	a.stat.folioSplits[splitOrder]++
 	for _, pfn := range pfns {
-		a.stat.free[0]++
+		a.ostat.free[0].Add(1)
 		a.nrFree++
 		a.nrRetained++
 		a.freeBlockLocked(pfn, 0)
@@ -264,6 +297,7 @@ func (a *Arena) Scavenge(keep int64) int64 {
 	if a.hostOrder < 0 {
 		return 0
 	}
+	a.drainPCP() // the cached pages are free memory too
 	return a.scavenge(max(keep, 0)>>a.geo.PageShift, a.hostOrder) << a.geo.PageShift
 }
 

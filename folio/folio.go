@@ -505,8 +505,9 @@ func (a *Arena) prepFolio(head PFN, order int) {
 	n := PFN(1) << order
 	prepTails(a.pages[head+1:head+n], order)
 	for i := PFN(0); i < min(n, 3); i++ {
-		a.pages[head+i].storeW2(0)
-		a.pages[head+i].storeW3(0)
+		// Plain: only the folio's holders read these words, and it has
+		// none yet (see the access rules on page).
+		a.pages[head+i].w2, a.pages[head+i].w3 = 0, 0
 	}
 	a.pages[head].ref.Store(1)
 	a.pages[head].storeFlags(uint32(order) | pgHead)

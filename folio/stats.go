@@ -1,11 +1,18 @@
 package folio
 
-// arenaStats are the arena's counters. All but the atomics are guarded by
-// Arena.mu, which the paths that change them hold anyway.
+import "sync/atomic"
+
+// orderStats are the per-order allocation counts: atomic, because the
+// order-0 caches update them without Arena.mu.
+type orderStats struct {
+	alloc     [NrOrders]atomic.Uint64
+	allocFail [NrOrders]atomic.Uint64
+	free      [NrOrders]atomic.Uint64
+}
+
+// arenaStats are the arena's other counters, guarded by Arena.mu, which the
+// paths that change them hold anyway.
 type arenaStats struct {
-	alloc         [NrOrders]uint64
-	allocFail     [NrOrders]uint64
-	free          [NrOrders]uint64
 	folioSplits   [NrOrders]uint64
 	buddySplits   uint64
 	buddyMerges   uint64
@@ -52,14 +59,17 @@ func (a *Arena) Stats() Stats {
 		Spaces:      spaces,
 		BytesZeroed: a.bytesZeroed.Load(),
 	}
+	for o := range NrOrders {
+		st.Alloc[o] = a.ostat.alloc[o].Load()
+		st.AllocFail[o] = a.ostat.allocFail[o].Load()
+		st.Free[o] = a.ostat.free[o].Load()
+	}
+	cached := a.pcpPages() // free, in the order-0 caches (counted resident)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	st.FreePages = a.nrFree
-	st.ResidentFree = a.nrRetained
+	st.FreePages = a.nrFree + cached
+	st.ResidentFree = a.nrRetained + cached
 	st.ReleasedFree = a.nrFree - a.nrRetained
-	st.Alloc = a.stat.alloc
-	st.AllocFail = a.stat.allocFail
-	st.Free = a.stat.free
 	st.FolioSplits = a.stat.folioSplits
 	st.BuddySplits = a.stat.buddySplits
 	st.BuddyMerges = a.stat.buddyMerges
