@@ -19,7 +19,8 @@ const anonPTE = pte.Present | pte.Write | pte.Dirty | pte.Young
 //
 // Preconditions: mapLock is held for reading; the PTL is not.
 // +checklocksread:s.mapLock
-func (s *Space) doAnonymousPage(l *pte.Leaf, addr Addr) (bool, error) {
+func (s *Space) doAnonymousPage(d *pte.Dir, di int, l *pte.Leaf, f *fault) (bool, error) {
+	addr := f.addr
 	r, _ := s.regionAt(addr)
 	i := l.Index(uint64(addr))
 	best := s.anonOrder(r, l, i)
@@ -38,9 +39,10 @@ func (s *Space) doAnonymousPage(l *pte.Leaf, addr Addr) (bool, error) {
 	}
 	n := 1 << order
 	start := i &^ (n - 1)
-	l.Lock()
-	if l.Dead() || !rangeNone(l, start, n) {
-		// Lost a race with another fault in the range: theirs stands.
+	f.store(s.a.PageBytes(head+folio.PFN(i-start), 1), s.ps) // the folio is still ours alone
+	if !relock(d, di, l) || l.Shared() || !rangeNone(l, start, n) {
+		// Lost a race with another fault in the range (theirs stands), or
+		// the leaf changed under us: try again.
 		l.Unlock()
 		s.a.FolioPut(head, 1)
 		return false, nil
@@ -53,6 +55,7 @@ func (s *Space) doAnonymousPage(l *pte.Leaf, addr Addr) (bool, error) {
 	s.a.SetPageAnonExclusive(head, n)
 	l.SetPTEs(start, pte.Mk(head, anonPTE), n)
 	l.Unlock()
+	f.applied = f.data != nil
 	s.cnt.faultAlloc[order].Add(1)
 	s.cnt.resident.Add(int64(n))
 	return true, nil

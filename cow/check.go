@@ -23,6 +23,8 @@ import (
 //     references taken through the pin package, summed over the arena; a
 //     folio nobody maps or references is a leak;
 //   - each space's Resident equals the pages its tables map;
+//   - a leaf shared after a fork lists exactly the spaces whose tables
+//     point to it, and its mappings are counted once, to its first user;
 //   - the arena's allocator is consistent (folio.Arena.Check).
 //
 // It locks every space and waits for their lockless accesses, so it may be
@@ -68,7 +70,8 @@ func Check(spaces ...*Space) error {
 			}
 		}
 	}
-	c := &checker{a: a, geo: a.Geometry(), pageMaps: make([]int32, a.NrPages()), folios: map[folio.PFN]*folioUse{}}
+	c := &checker{a: a, geo: a.Geometry(), pageMaps: make([]int32, a.NrPages()),
+		folios: map[folio.PFN]*folioUse{}, leaves: map[*pte.Leaf][]folio.MMID{}}
 	for _, s := range list {
 		if s.closed.Load() {
 			continue
@@ -76,6 +79,9 @@ func Check(spaces ...*Space) error {
 		if err := c.space(s); err != nil {
 			return fmt.Errorf("cow.Check: space %d: %w", s.mm, err)
 		}
+	}
+	if err := c.sharedLeaves(); err != nil {
+		return fmt.Errorf("cow.Check: %w", err)
 	}
 	if err := c.folios2(); err != nil {
 		return fmt.Errorf("cow.Check: %w", err)
@@ -98,6 +104,7 @@ type checker struct {
 	geo      folio.Geometry
 	pageMaps []int32 // per page: entries that map it
 	folios   map[folio.PFN]*folioUse
+	leaves   map[*pte.Leaf][]folio.MMID // the spaces whose tables point to each leaf
 }
 
 func (c *checker) use(head folio.PFN, mm folio.MMID, n int, entire bool) {
@@ -128,7 +135,9 @@ func (c *checker) space(s *Space) error {
 					return err
 				}
 			} else if l := d.Leaf(di); l != nil {
-				n, err := c.leaf(s, l)
+				_, seen := c.leaves[l]
+				c.leaves[l] = append(c.leaves[l], s.mm)
+				n, err := c.leaf(s, l, !seen)
 				if err != nil {
 					return err
 				}
@@ -169,12 +178,15 @@ func (c *checker) huge(s *Space, d *pte.Dir, di int, slot Addr, leafSize uint64,
 	return nil
 }
 
-// leaf checks one leaf and returns the pages it maps (not the zero page).
+// leaf checks one leaf against s's regions and returns the pages it maps
+// (not the zero page). The mappings of a shared leaf are counted on the
+// first visit only, to its accounting user.
 //
 // +checklocks:s.mapLock
-func (c *checker) leaf(s *Space, l *pte.Leaf) (int64, error) {
+func (c *checker) leaf(s *Space, l *pte.Leaf, first bool) (int64, error) {
 	l.Lock()
 	defer l.Unlock()
+	owner := folio.MMID(l.Users()[0])
 	count, pages := 0, int64(0)
 	cont := c.geo.ContPTEs
 	for i := 0; i < l.Len(); i++ {
@@ -196,6 +208,12 @@ func (c *checker) leaf(s *Space, l *pte.Leaf) (int64, error) {
 				return 0, err
 			}
 		}
+		if !first {
+			if !e.Zero() {
+				pages++
+			}
+			continue
+		}
 		if e.Zero() {
 			if e.Write() || e.Cont() {
 				return 0, fmt.Errorf("zero-page entry at %#x is %v", uint64(addr), e)
@@ -210,13 +228,32 @@ func (c *checker) leaf(s *Space, l *pte.Leaf) (int64, error) {
 			return 0, fmt.Errorf("writable entry at %#x maps pfn %#x, which is not AnonExclusive", uint64(addr), uint64(e.PFN()))
 		}
 		c.pageMaps[e.PFN()]++
-		c.use(head, s.mm, 1, false)
+		c.use(head, owner, 1, false)
 		pages++
 	}
 	if count != l.Nr() {
 		return 0, fmt.Errorf("leaf at %#x counts %d entries, holds %d", l.Base(), l.Nr(), count)
 	}
 	return pages, nil
+}
+
+// sharedLeaves checks that each leaf's users are exactly the spaces whose
+// tables point to it.
+func (c *checker) sharedLeaves() error {
+	for l, got := range c.leaves {
+		l.Lock()
+		users := append([]uint16(nil), l.Users()...)
+		l.Unlock()
+		if len(users) != len(got) {
+			return fmt.Errorf("leaf at %#x lists users %v, but the tables of spaces %v point to it", l.Base(), users, got)
+		}
+		for _, mm := range got {
+			if !slices.Contains(users, uint16(mm)) {
+				return fmt.Errorf("leaf at %#x lists users %v, but space %d's table points to it", l.Base(), users, mm)
+			}
+		}
+	}
+	return nil
 }
 
 // block checks the folded block that starts at entry s.

@@ -71,10 +71,17 @@ func (s *Space) copyRange(child *Space, r region) error {
 		if it.d.Huge(it.di).Present() && s.copyHuge(child, it.d, it.di) {
 			continue
 		}
-		if l := it.d.Leaf(it.di); l != nil {
-			if err := s.copyLeaf(child, l, l.Index(it.lo), l.Index(it.hi-1)+1, r); err != nil {
-				return err
-			}
+		l := it.d.Leaf(it.di)
+		if l == nil {
+			continue
+		}
+		// A leaf inside one forkable region is shared, not copied.
+		if s.wholeSlot(it.d, it.di, it.lo, it.hi) && s.shareLeaf(child, l) {
+			s.cnt.leafShares.Add(1)
+			continue
+		}
+		if err := s.copyLeaf(child, l, l.Index(it.lo), l.Index(it.hi-1)+1, r); err != nil {
+			return err
 		}
 	}
 	return nil

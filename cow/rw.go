@@ -38,11 +38,11 @@ func (s *Space) access(p []byte, off int64, write bool) (n int, err error) {
 	}
 	addr := Addr(off)
 	for n < len(p) {
-		k := s.accessFast(addr, p[n:], write)
+		k, stuck := s.accessFast(addr, p[n:], write)
 		n += k
 		addr += Addr(k)
-		if n == len(p) {
-			break
+		if !stuck {
+			continue // done, or a section's worth: let a waiting Fork in
 		}
 		chunk := min(len(p)-n, int(s.ps-uint64(addr)%s.ps))
 		if err := s.accessSlow(addr, p[n:n+chunk], write); err != nil {
@@ -54,25 +54,25 @@ func (s *Space) access(p []byte, off int64, write bool) (n int, err error) {
 	return n, nil
 }
 
-// accessFast copies as much of p as it can without a lock, page by page,
-// and returns how many bytes it did; it stops at the first page that needs
-// the slow path. It runs in a lockless section: Fork and Check wait for it.
-func (s *Space) accessFast(addr Addr, p []byte, write bool) int {
+// accessFast copies as much of p as it can without a lock, page by page, up
+// to sectionBytes, and returns how many bytes it did and whether it stopped
+// at a page that needs the slow path. It runs in a lockless section: Fork
+// and Check wait for it.
+func (s *Space) accessFast(addr Addr, p []byte, write bool) (done int, stuck bool) {
 	sec := s.inflight.enter()
 	defer exit(sec)
 	if s.wpSeq.Load()&1 != 0 || s.closed.Load() {
-		return 0
+		return 0, true
 	}
-	done := 0
 	for done < len(p) && done < sectionBytes {
 		chunk := min(len(p)-done, int(s.ps-uint64(addr)%s.ps))
 		if !s.pageFast(addr, p[done:done+chunk], write) {
-			break
+			return done, true
 		}
 		done += chunk
 		addr += Addr(chunk)
 	}
-	return done
+	return done, false
 }
 
 // pageFast copies to or from the one page at addr without a lock: walk the
@@ -93,7 +93,8 @@ func (s *Space) pageFast(addr Addr, buf []byte, write bool) bool {
 		i = l.Index(uint64(addr))
 		e = l.GetLockless(i)
 	}
-	if !e.Accessible() || write && !e.Write() {
+	// A shared leaf is read-only to everyone, whatever its entries say.
+	if !e.Accessible() || write && (!e.Write() || l != nil && l.Shared()) {
 		return false
 	}
 	off := uint64(addr) % s.ps
@@ -144,16 +145,21 @@ func (s *Space) accessSlowOnce(addr Addr, buf []byte, write bool) error {
 	if s.closed.Load() {
 		return closedErr()
 	}
-	var flags faultFlags
+	f := fault{addr: addr}
 	if write {
-		flags = faultWrite
+		f.flags, f.data = faultWrite, buf
 	}
-	for !s.accessLocked(addr, buf, write) {
-		if err := s.handleFault(addr, flags); err != nil {
+	// The lockless path just failed here: fault first (a fault on an entry
+	// that already allows the access returns at once), then access, unless
+	// the fault stored the bytes itself.
+	for {
+		if err := s.handleFault(&f); err != nil {
 			return err
 		}
+		if f.applied || s.accessLocked(addr, buf, write) {
+			return nil
+		}
 	}
-	return nil
 }
 
 // accessLocked does the access if the entry allows it and reports false if
@@ -210,7 +216,7 @@ func (s *Space) followPage(addr Addr, write bool) (e pte.PTE, head folio.PFN, ok
 	l.Lock()
 	defer l.Unlock()
 	e = l.Get(l.Index(uint64(addr)))
-	if l.Dead() || !e.Accessible() || write && !e.Write() {
+	if l.Dead() || !e.Accessible() || write && (!e.Write() || l.Shared()) {
 		return 0, 0, false
 	}
 	if e.Zero() {

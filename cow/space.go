@@ -45,13 +45,10 @@ type Space struct {
 	// inflight counts the lockless accesses in flight.
 	inflight sections
 
-	// copyMu guards copying.
-	copyMu sync.Mutex
-	// copying counts, per folio head, this space's COW copies in flight:
-	// each holds a reference on the old folio that must not stop a reuse
-	// (the copy will find its entry changed and discard itself).
-	// +checklocks:copyMu
-	copying map[folio.PFN]int32
+	// copies records this space's COW copies in flight: each holds a
+	// reference on the old folio that must not stop a reuse (the copy
+	// will find its entry changed and discard itself).
+	copies copyTable
 
 	cnt counters
 }
@@ -91,8 +88,7 @@ func newSpace(a *folio.Arena, orders OrderSet, unit CopyUnit) (*Space, error) {
 		mm:       mm,
 		orders:   orders,
 		copyUnit: unit,
-		table:    pte.New(g, a),
-		copying:  map[folio.PFN]int32{},
+		table:    pte.New(g, a, uint16(mm)),
 	}
 	s.as = register(s)
 	return s, nil
@@ -142,28 +138,14 @@ func (s *Space) quiesceLocked() {
 func (s *Space) unquiesce() { s.wpSeq.Add(1) }
 
 // copyStart records a COW copy of the folio in flight.
-func (s *Space) copyStart(head folio.PFN) {
-	s.copyMu.Lock()
-	s.copying[head]++
-	s.copyMu.Unlock()
-}
+func (s *Space) copyStart(head folio.PFN) { s.copies.add(head) }
 
 // copyEnd records that it is over.
-func (s *Space) copyEnd(head folio.PFN) {
-	s.copyMu.Lock()
-	if s.copying[head]--; s.copying[head] == 0 {
-		delete(s.copying, head)
-	}
-	s.copyMu.Unlock()
-}
+func (s *Space) copyEnd(head folio.PFN) { s.copies.remove(head) }
 
 // copiesInFlight returns how many of this space's COW copies hold a
 // reference on the folio.
-func (s *Space) copiesInFlight(head folio.PFN) int {
-	s.copyMu.Lock()
-	defer s.copyMu.Unlock()
-	return int(s.copying[head])
-}
+func (s *Space) copiesInFlight(head folio.PFN) int { return s.copies.count(head) }
 
 // pageAlign rounds a down to a page boundary.
 func (s *Space) pageAlign(a Addr) Addr { return a &^ Addr(s.ps-1) }

@@ -131,9 +131,9 @@ func (as *arenaState) trySplit(q deferredFolio) (freed int, retry bool) {
 		if o.s.closed.Load() {
 			return 0, true
 		}
-		found := o.s.findFolioMappings(q.head, nr, q.addr, mapped)
-		if found != o.count {
-			return 0, true // part of it was moved elsewhere: later
+		found, shared := o.s.findFolioMappings(q.head, nr, q.addr, mapped)
+		if shared || found != o.count {
+			return 0, true // mapped through a shared leaf, or moved elsewhere: later
 		}
 		total += found
 	}
@@ -165,36 +165,39 @@ func (as *arenaState) trySplit(q deferredFolio) (freed int, retry bool) {
 
 // findFolioMappings counts, for each page of the folio at head, whether s
 // maps it at its natural place relative to addr, adding to mapped, and
-// returns how many it found.
+// returns how many it found, and whether one is in a shared leaf (other
+// spaces see it too, and they are not locked: the split must wait).
 //
 // Preconditions: s.mapLock is held for writing.
 // +checklocks:s.mapLock
-func (s *Space) findFolioMappings(head folio.PFN, nr int, addr Addr, mapped []int) int {
-	found := 0
+func (s *Space) findFolioMappings(head folio.PFN, nr int, addr Addr, mapped []int) (found int, shared bool) {
 	for k := range nr {
-		if e, ok := s.entryAt(uint64(addr) + uint64(k)*s.ps); ok && e.Present() && !e.Zero() && e.PFN() == head+folio.PFN(k) {
+		e, sh, ok := s.entryAt(uint64(addr) + uint64(k)*s.ps)
+		if ok && e.Present() && !e.Zero() && e.PFN() == head+folio.PFN(k) {
 			mapped[k]++
 			found++
+			shared = shared || sh
 		}
 	}
-	return found
+	return found, shared
 }
 
-// entryAt returns the PTE that maps va (not a huge entry).
+// entryAt returns the PTE that maps va (not a huge entry) and whether its
+// leaf is shared.
 //
 // +checklocks:s.mapLock
-func (s *Space) entryAt(va uint64) (pte.PTE, bool) {
+func (s *Space) entryAt(va uint64) (e pte.PTE, shared, ok bool) {
 	d := s.table.Dir(va)
 	if d == nil {
-		return 0, false
+		return 0, false, false
 	}
 	l := d.Leaf(d.Index(va))
 	if l == nil {
-		return 0, false
+		return 0, false, false
 	}
 	l.Lock()
 	defer l.Unlock()
-	return l.GetRaw(l.Index(va)), true
+	return l.GetRaw(l.Index(va)), l.Shared(), true
 }
 
 // unfoldFolioBlocks unfolds the contpte blocks that map pages of the folio in

@@ -24,6 +24,8 @@ type Stats struct {
 	ForkCopies      uint64 // pages copied at Fork because they were pinned
 	Forks           uint64 // Fork calls that succeeded
 	Faults          uint64 // faults handled (locked slow path)
+	LeafShares      uint64 // page-table leaves Fork shared with a child instead of copying (on-demand fork)
+	LeafUnshares    uint64 // shared leaves this space took a private copy of, on its first change
 
 	Resident       int64 // pages this space maps now (its RSS; the zero page not counted)
 	PageTableBytes int64 // memory of this space's page tables
@@ -45,6 +47,8 @@ type counters struct {
 	forkCopies      atomic.Uint64
 	forks           atomic.Uint64
 	faults          atomic.Uint64
+	leafShares      atomic.Uint64
+	leafUnshares    atomic.Uint64
 	resident        atomic.Int64
 }
 
@@ -68,6 +72,8 @@ func (s *Space) Stats() Stats {
 	st.ForkCopies = c.forkCopies.Load()
 	st.Forks = c.forks.Load()
 	st.Faults = c.faults.Load()
+	st.LeafShares = c.leafShares.Load()
+	st.LeafUnshares = c.leafUnshares.Load()
 	st.Resident = c.resident.Load()
 	_, _, st.PageTableBytes = s.table.Stats()
 	s.mapLock.RLock()

@@ -20,15 +20,16 @@ import (
 // released on return.
 // +checklocksread:s.mapLock
 // +checklocksrelease:l.mu
-func (s *Space) doWPPage(l *pte.Leaf, i int, e pte.PTE, flags faultFlags) (bool, error) {
+func (s *Space) doWPPage(d *pte.Dir, di int, l *pte.Leaf, i int, e pte.PTE, f *fault) (bool, error) {
+	flags := f.flags
 	write := flags&faultWrite != 0
 	if e.Zero() {
 		l.Unlock()
-		return s.wpPageCopy(l, i, e, 0, flags)
+		return s.wpPageCopy(d, di, l, i, e, 0, f)
 	}
 	pfn := e.PFN()
 	head, order := s.pageFolio(pfn)
-	if s.a.PageAnonExclusive(pfn) || s.a.FolioExclusiveTo(head, s.mm, s.copiesInFlight(head)) {
+	if s.a.PageAnonExclusive(pfn) || s.mayReuse(head, order) {
 		s.a.SetPageAnonExclusive(pfn, 1)
 		if !write {
 			l.Unlock()
@@ -44,13 +45,31 @@ func (s *Space) doWPPage(l *pte.Leaf, i int, e pte.PTE, flags faultFlags) (bool,
 	}
 	if s.copyUnit == CopyFolio && order > 0 {
 		if start, ok := s.wholeFolioMapped(l, i, e, head, order); ok {
-			return s.wpFolioCopy(l, i, start, e, head, order, flags)
+			return s.wpFolioCopy(d, di, l, i, start, e, head, order, f)
 		}
 	}
 	s.a.FolioGet(head, 1)
 	s.copyStart(head)
 	l.Unlock()
-	return s.wpPageCopy(l, i, e, head, flags)
+	return s.wpPageCopy(d, di, l, i, e, head, f)
+}
+
+// mayReuse is the reuse test for a page that is not exclusive: the folio is
+// mapped only by this space and every reference beyond its mappings is one
+// of this space's own copies in flight. The copies are only counted when
+// the mappings alone allow it (most COW faults find the folio mapped by two
+// spaces and stop at the first test).
+//
+// Preconditions: the PTL of a mapping of the folio is held.
+func (s *Space) mayReuse(head folio.PFN, order int) bool {
+	if order == 0 {
+		if s.a.FolioMapcount(head) != 1 {
+			return false
+		}
+	} else if s.a.FolioMaybeMappedShared(head) {
+		return false
+	}
+	return s.a.FolioExclusiveTo(head, s.mm, 0) || s.a.FolioExclusiveTo(head, s.mm, s.copiesInFlight(head))
 }
 
 // pageFolio returns the folio of a page that a present entry maps. A mapped
@@ -75,11 +94,13 @@ func (s *Space) pageFolio(pfn folio.PFN) (folio.PFN, int) {
 //
 // Preconditions: mapLock is held for reading; the PTL is not held.
 // +checklocksread:s.mapLock
-func (s *Space) wpPageCopy(l *pte.Leaf, i int, orig pte.PTE, oldHead folio.PFN, flags faultFlags) (bool, error) {
+func (s *Space) wpPageCopy(d *pte.Dir, di int, l *pte.Leaf, i int, orig pte.PTE, oldHead folio.PFN, f *fault) (bool, error) {
+	flags := f.flags
 	fromZero := orig.Zero()
+	overwrite := f.wholePage(s.ps) // the old contents are not needed
 	testhook.Run(testhook.WPCopyUnlocked)
 	var af folio.AllocFlags
-	if fromZero {
+	if fromZero && !overwrite {
 		af = folio.AllocZero
 	}
 	newPage, err := s.a.AllocFolio(0, af)
@@ -87,13 +108,14 @@ func (s *Space) wpPageCopy(l *pte.Leaf, i int, orig pte.PTE, oldHead folio.PFN, 
 		s.copyDone(oldHead, 1, fromZero)
 		return false, err
 	}
-	if !fromZero {
-		copyPage(s.a.PageBytes(newPage, 1), s.a.PageBytes(orig.PFN(), 1))
+	dst := s.a.PageBytes(newPage, 1)
+	if !fromZero && !overwrite {
+		copyPage(dst, s.a.PageBytes(orig.PFN(), 1))
 	}
+	f.store(dst, s.ps) // the copy is still ours alone
 	testhook.Run(testhook.WPCopyBeforeInstall)
 
-	l.Lock()
-	if l.Dead() || !pte.SameMapping(l.Get(i), orig) || !fromZero && s.a.PageAnonExclusive(orig.PFN()) {
+	if !relock(d, di, l) || l.Shared() || !pte.SameMapping(l.Get(i), orig) || !fromZero && s.a.PageAnonExclusive(orig.PFN()) {
 		l.Unlock()
 		s.a.FolioPut(newPage, 1)
 		s.copyDone(oldHead, 1, fromZero)
@@ -112,8 +134,11 @@ func (s *Space) wpPageCopy(l *pte.Leaf, i int, orig pte.PTE, oldHead folio.PFN, 
 		s.cnt.resident.Add(1)
 	}
 	s.copyDone(oldHead, 2, fromZero) // the old mapping's reference and ours
+	f.applied = f.data != nil
 	s.cnt.wpCopy.Add(1)
-	s.cnt.copyBytes.Add(s.ps)
+	if !overwrite {
+		s.cnt.copyBytes.Add(s.ps)
+	}
 	return true, nil
 }
 
@@ -190,7 +215,8 @@ func (s *Space) wholeFolioMapped(l *pte.Leaf, i int, e pte.PTE, head folio.PFN, 
 // released on return.
 // +checklocksread:s.mapLock
 // +checklocksrelease:l.mu
-func (s *Space) wpFolioCopy(l *pte.Leaf, i, start int, e pte.PTE, head folio.PFN, order int, flags faultFlags) (bool, error) {
+func (s *Space) wpFolioCopy(d *pte.Dir, di int, l *pte.Leaf, i, start int, e pte.PTE, head folio.PFN, order int, f *fault) (bool, error) {
+	flags := f.flags
 	n := 1 << order
 	first := l.GetRaw(start)
 	s.a.FolioGet(head, 1)
@@ -204,13 +230,12 @@ func (s *Space) wpFolioCopy(l *pte.Leaf, i, start int, e pte.PTE, head folio.PFN
 			s.a.FolioPut(head, 1)
 			return false, err
 		}
-		return s.wpPageCopy(l, i, e, head, flags) // keeps our reference
+		return s.wpPageCopy(d, di, l, i, e, head, f) // keeps our reference
 	}
 	copyPage(s.a.PageBytes(newHead, n), s.a.PageBytes(head, n))
 	testhook.Run(testhook.WPCopyBeforeInstall)
 
-	l.Lock()
-	ok := !l.Dead()
+	ok := relock(d, di, l) && !l.Shared()
 	for k := 0; ok && k < n; k++ {
 		ok = pte.SameMapping(l.Get(start+k), first.Advance(k))
 	}
@@ -264,7 +289,7 @@ func (s *Space) hugeFault(d *pte.Dir, di int, flags faultFlags) (bool, error) {
 		return true, nil
 	}
 	head, n := h.PFN(), s.geo.TableEntries
-	if s.a.PagesAnonExclusive(head, n) || s.a.FolioExclusiveTo(head, s.mm, s.copiesInFlight(head)) {
+	if s.a.PagesAnonExclusive(head, n) || s.mayReuse(head, s.geo.PMDOrder) {
 		s.a.SetPageAnonExclusive(head, n)
 		if write {
 			d.SetHugeAccessLocked(di, pte.Write|pte.Dirty|pte.Young)

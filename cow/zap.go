@@ -70,6 +70,7 @@ func (s *Space) zapRange(start, end Addr) {
 // zapSlot unmaps [lo, hi) of slot di.
 //
 // +checklocksread:s.mapLock
+// +checklocksignore: privateLeaf returns the leaf locked.
 func (s *Space) zapSlot(d *pte.Dir, di int, lo, hi uint64) {
 	if d.Huge(di).Present() {
 		d.Lock()
@@ -86,21 +87,45 @@ func (s *Space) zapSlot(d *pte.Dir, di int, lo, hi uint64) {
 		}
 		d.Unlock()
 	}
-	l := d.Leaf(di)
+	l := s.privateLeaf(d, di, lo, hi, true)
 	if l == nil {
 		return
 	}
-	l.Lock()
-	empty := false
-	if !l.Dead() {
-		s.zapLeafLocked(l, l.Index(lo), l.Index(hi-1)+1)
-		empty = l.Nr() == 0
-	}
+	s.zapLeafLocked(l, l.Index(lo), l.Index(hi-1)+1)
+	empty := l.Nr() == 0
 	l.Unlock()
 	if empty {
 		d.Lock()
 		d.FreeLeafLocked(di)
 		d.Unlock()
+	}
+}
+
+// privateLeaf returns slot di's leaf locked and private to this space, ready
+// for its entries in [lo, hi) to change: a shared leaf is copied first, or,
+// for a zap of the whole slot, dropped (then it returns nil). It returns nil
+// if the slot has no leaf.
+//
+// Preconditions: mapLock is held; the caller unlocks the leaf.
+// +checklocksread:s.mapLock
+// +checklocksignore: the leaf it returns is locked (checklocks cannot say so).
+func (s *Space) privateLeaf(d *pte.Dir, di int, lo, hi uint64, zap bool) *pte.Leaf {
+	for {
+		l := d.Leaf(di)
+		if l == nil {
+			return nil
+		}
+		if l.Shared() {
+			if zap && s.wholeSlot(d, di, lo, hi) && s.dropSharedLeaf(d, di, l) {
+				return nil
+			}
+			s.unshareLeaf(d, di, l)
+			continue
+		}
+		if relock(d, di, l) && !l.Shared() {
+			return l
+		}
+		l.Unlock()
 	}
 }
 
@@ -177,6 +202,7 @@ func (s *Space) changeProtRange(start, end Addr, prot Prot) {
 // changeProtSlot applies the change to [lo, hi) of slot di.
 //
 // +checklocks:s.mapLock
+// +checklocksignore: privateLeaf returns the leaf locked.
 func (s *Space) changeProtSlot(d *pte.Dir, di int, lo, hi uint64, prot Prot, set, clear pte.PTE) {
 	if d.Huge(di).Present() {
 		d.Lock()
@@ -193,17 +219,14 @@ func (s *Space) changeProtSlot(d *pte.Dir, di int, lo, hi uint64, prot Prot, set
 		}
 		d.Unlock()
 	}
-	l := d.Leaf(di)
+	l := s.privateLeaf(d, di, lo, hi, false)
 	if l == nil {
 		return
 	}
-	l.Lock()
-	if !l.Dead() {
-		i, j := l.Index(lo), l.Index(hi-1)+1
-		l.ChangeProt(i, j-i, set, clear)
-		if prot.writable() {
-			s.mkWritableLocked(l, i, j)
-		}
+	i, j := l.Index(lo), l.Index(hi-1)+1
+	l.ChangeProt(i, j-i, set, clear)
+	if prot.writable() {
+		s.mkWritableLocked(l, i, j)
 	}
 	l.Unlock()
 }
@@ -284,6 +307,10 @@ func (s *Space) movePTEs(old, new Addr, length uint64) {
 			sd.Unlock()
 		}
 		if sl := sd.Leaf(sdi); sl != nil {
+			if sl.Shared() {
+				s.unshareLeaf(sd, sdi, sl) // moving entries changes them
+				continue
+			}
 			dd := s.table.DirAlloc(dst)
 			dl := dd.LeafAlloc(dd.Index(dst))
 			s.moveLeafRange(sl, sl.Index(src), dl, dl.Index(dst), int(chunk/s.ps))

@@ -53,7 +53,7 @@ func BenchmarkGetLockless(b *testing.B) {
 		}
 	})
 	b.Run("huge-slot", func(b *testing.B) {
-		tb := New(geometry(b, 4096), nil)
+		tb := New(geometry(b, 4096), nil, 1)
 		d := tb.DirAlloc(0)
 		d.Lock()
 		d.SetHugeLocked(1, Mk(0x400, Present|Write))

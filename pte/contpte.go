@@ -99,8 +99,10 @@ func (l *Leaf) GetLockless(i int) PTE {
 // +checklocks:l.mu
 func (l *Leaf) SetPTEs(i int, p PTE, nr int) {
 	p = p.mkNonCont()
-	if nr == 1 {
-		l.Set(i, p)
+	if nr == 1 || p.Zero() {
+		for k := range nr {
+			l.Set(i+k, p)
+		}
 		return
 	}
 	n := l.contPTEs()
@@ -140,6 +142,12 @@ func (l *Leaf) Set(i int, p PTE) {
 		l.nr++
 	case !old.None() && p.None():
 		l.nr--
+	}
+	if old.Zero() {
+		l.zero--
+	}
+	if p.Zero() {
+		l.zero++
 	}
 	l.tryFoldLast(i, p)
 }
@@ -258,6 +266,9 @@ func (l *Leaf) Clear(i, nr int) PTE {
 		if !old.None() {
 			l.nr--
 		}
+		if old.Zero() {
+			l.zero--
+		}
 		access |= old & accessBits
 	}
 	return first | access
@@ -322,6 +333,9 @@ func (l *Leaf) CopyPTEs(dst *Leaf, i, nr int, wrprotect bool) {
 		}
 		dst.entry(k).Store(uint64(e.MkOld()))
 		dst.nr++
+		if e.Zero() {
+			dst.zero++
+		}
 	}
 }
 

@@ -18,7 +18,7 @@ func Example() {
 	defer a.Close()
 
 	head, _ := a.AllocFolio(a.Geometry().ContOrder, folio.AllocZero) // 64 KiB folio
-	t := pte.New(a.Geometry(), a)                                    // a page table
+	t := pte.New(a.Geometry(), a, 1)                                 // a page table
 	d := t.DirAlloc(1 << 30)
 	l := d.LeafAlloc(d.Index(1 << 30))
 	l.Lock()

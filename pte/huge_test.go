@@ -7,7 +7,7 @@ import (
 )
 
 func TestHugeEntries(t *testing.T) {
-	tb := New(geometry(t, 4096), uniformFolios(9))
+	tb := New(geometry(t, 4096), uniformFolios(9), 1)
 	d := tb.DirAlloc(3 << 21)
 	i := d.Index(3 << 21)
 	d.Lock()
@@ -79,7 +79,7 @@ func TestHugeEntries(t *testing.T) {
 
 // +checklocksignore: the lock is released by a deferred call after a panic.
 func TestMisalignedHugePanics(t *testing.T) {
-	tb := New(geometry(t, 4096), nil)
+	tb := New(geometry(t, 4096), nil, 1)
 	d := tb.DirAlloc(0)
 	d.Lock()
 	defer d.Unlock()

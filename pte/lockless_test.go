@@ -118,7 +118,7 @@ func folioSize(pageSize int) string {
 // mapping, through the huge entry or the leaf: the split publishes the leaf
 // before it clears the huge entry.
 func TestLocklessWalkDuringHugeSplit(t *testing.T) {
-	tb := New(geometry(t, 4096), uniformFolios(9))
+	tb := New(geometry(t, 4096), uniformFolios(9), 1)
 	const addr = 7 << 21
 	d := tb.DirAlloc(addr)
 	i := d.Index(addr)

@@ -26,7 +26,7 @@ func geometry(t testing.TB, pageSize int) folio.Geometry {
 // testLeaf returns the leaf that maps address 0 of a fresh table whose
 // folios all have order folioOrder.
 func testLeaf(t testing.TB, pageSize, folioOrder int) *Leaf {
-	tb := New(geometry(t, pageSize), uniformFolios(folioOrder))
+	tb := New(geometry(t, pageSize), uniformFolios(folioOrder), 1)
 	d := tb.DirAlloc(0)
 	return d.LeafAlloc(0)
 }
@@ -89,7 +89,7 @@ func TestTableGeometry(t *testing.T) {
 		{16384, 32 << 20, 64 << 30, 0, 11, 128, 2 << 20},
 		{65536, 512 << 20, 4 << 40, 0, 5, 32, 2 << 20},
 	} {
-		tb := New(geometry(t, tt.pageSize), nil)
+		tb := New(geometry(t, tt.pageSize), nil, 1)
 		if tb.LeafSize() != tt.leafSize || tb.DirSize() != tt.dirSize || tb.topBits != tt.topBits || tb.midBits != tt.midBits {
 			t.Errorf("%d-byte pages: leaf %d dir %d top %d mid %d", tt.pageSize, tb.LeafSize(), tb.DirSize(), tb.topBits, tb.midBits)
 		}
@@ -121,11 +121,11 @@ func TestTableGeometry(t *testing.T) {
 }
 
 func TestLeafLifecycle(t *testing.T) {
-	tb := New(geometry(t, 4096), uniformFolios(0))
+	tb := New(geometry(t, 4096), uniformFolios(0), 1)
 	d := tb.DirAlloc(5 << 21)
 	i := d.Index(5 << 21)
 	l := d.LeafAlloc(i)
-	if l == nil || d.LeafAlloc(i) != l || d.Leaf(i) != l || l.Base() != 5<<21 || l.Refs() != 1 {
+	if l == nil || d.LeafAlloc(i) != l || d.Leaf(i) != l || l.Base() != 5<<21 || l.Shared() {
 		t.Fatalf("LeafAlloc: %v", l)
 	}
 	if l.Index(5<<21+3*4096) != 3 || l.Addr(3) != 5<<21+3*4096 || l.Len() != 512 {
@@ -155,10 +155,66 @@ func TestLeafLifecycle(t *testing.T) {
 		t.Fatal("a detached leaf is not marked dead")
 	}
 	l.Unlock()
-	l.Share()
-	if l.Refs() != 2 || l.Unshare() || !l.Unshare() {
-		t.Fatal("share counting")
+}
+
+// TestLeafSharing: a leaf installed in a second table has two users and
+// stays alive and untouched when one of them unlinks it; the accounting
+// user is the first.
+func TestLeafSharing(t *testing.T) {
+	g := geometry(t, 4096)
+	parent, child := New(g, uniformFolios(0), 7), New(g, uniformFolios(0), 9)
+	pd := parent.DirAlloc(0)
+	l := pd.LeafAlloc(0)
+	l.Lock()
+	l.Set(1, Mk(5, Present|Write))
+	l.Set(2, ZeroPTE)
+	if l.Pages() != 1 || l.Nr() != 2 {
+		t.Fatalf("Pages %d Nr %d, want 1 and 2", l.Pages(), l.Nr())
 	}
+	l.Unlock()
+	if l.Shared() {
+		t.Fatal("a fresh leaf is shared")
+	}
+	cd := child.DirAlloc(0)
+	cd.Lock()
+	l.Lock()
+	cd.InstallLeafLocked(0, l)
+	if !l.Shared() || len(l.Users()) != 2 || l.Users()[0] != 7 || cd.Leaf(0) != l {
+		t.Fatalf("after install: users %v", l.Users())
+	}
+	l.Unlock()
+	cd.Unlock()
+	pd.Lock()
+	if pd.FreeLeafLocked(0) {
+		t.Fatal("freed a shared leaf")
+	}
+	l.Lock()
+	if !pd.UnlinkLeafLocked(0, l) || pd.Leaf(0) != nil || l.Shared() || l.Users()[0] != 9 {
+		t.Fatalf("unlink by the accounting user: users %v", l.Users())
+	}
+	if l.Dead() || l.GetRaw(1).PFN() != 5 {
+		t.Fatal("unlinking touched the leaf")
+	}
+	l.Unlock()
+	pd.Unlock()
+	// A copy replaces a shared leaf in one table. The child (9) became the
+	// accounting user when the parent unlinked; the parent rejoins second.
+	cd.Lock()
+	l.Lock()
+	pd.Lock()
+	pd.InstallLeafLocked(0, l)
+	pd.Unlock()
+	cp := cd.NewLeaf(0)
+	if !cd.ReplaceLeafLocked(0, l, cp) || cd.Leaf(0) != cp || l.Shared() || l.Users()[0] != 7 {
+		t.Fatalf("replace: users %v", l.Users())
+	}
+	l.Unlock()
+	cd.Unlock()
+	l.SetMaybePinned()
+	if !l.MaybePinned() {
+		t.Fatal("pin hint")
+	}
+	l.ClearMaybePinned()
 }
 
 func TestSetPTEsFoldsAlignedBlocks(t *testing.T) {
@@ -504,9 +560,9 @@ func TestBatch(t *testing.T) {
 }
 
 func TestCopyPTEsKeepsBlocksFolded(t *testing.T) {
-	tb := New(geometry(t, 4096), uniformFolios(9))
+	tb := New(geometry(t, 4096), uniformFolios(9), 1)
 	src := tb.DirAlloc(0).LeafAlloc(0)
-	child := New(geometry(t, 4096), uniformFolios(9))
+	child := New(geometry(t, 4096), uniformFolios(9), 2)
 	dst := child.DirAlloc(0).LeafAlloc(0)
 	src.Lock()
 	defer src.Unlock()

@@ -30,9 +30,10 @@ type Folios interface {
 type Table struct {
 	geo       folio.Geometry
 	folios    Folios
-	leafShift uint // address bits one leaf maps (the PMD shift)
-	dirShift  uint // address bits one directory maps
-	midBits   uint // directories per mid-level node, log2
+	user      uint16 // the id leaves allocated here start with as their user
+	leafShift uint   // address bits one leaf maps (the PMD shift)
+	dirShift  uint   // address bits one directory maps
+	midBits   uint   // directories per mid-level node, log2
 	topBits   uint
 
 	mu  sync.Mutex // guards the allocation of mid nodes and directories
@@ -73,20 +74,34 @@ type Leaf struct {
 	// that locked it retry.
 	// +checklocks:mu
 	dead bool
+	// zero counts the entries that map the zero page.
+	// +checklocks:mu
+	zero int
 
-	// refs counts the spaces sharing this leaf: 1, or more once leaves are
-	// shared after a fork (on-demand fork). Atomic.
-	refs atomic.Int32
+	// users are the tables (spaces) whose directories point to this leaf,
+	// by the user id each Table was created with. One user: the leaf is
+	// private. More: it is shared after a fork (on-demand fork), and none
+	// of them may change an entry without first taking a copy of its own.
+	// users[0] is the user the leaf's folio mappings are accounted to.
+	// +checklocks:mu
+	users []uint16
+	// nusers is len(users), for lockless readers.
+	nusers atomic.Int32
+	// maybePinned is a sticky hint that a page was pinned through this
+	// leaf: fork does not share such a leaf before it checked its folios.
+	maybePinned atomic.Bool
 }
 
 // New returns an empty table for geometry geo. folios resolves pages to
 // folios when a contpte block is folded; it may be nil, and then blocks are
-// folded only by SetPTEs (whose caller vouches for the folio).
-func New(geo folio.Geometry, folios Folios) *Table {
+// folded only by SetPTEs (whose caller vouches for the folio). user is the id
+// of the table's owner (a space): the first user of every leaf it allocates.
+func New(geo folio.Geometry, folios Folios, user uint16) *Table {
 	entShift := uint(bits.TrailingZeros(uint(geo.TableEntries)))
 	t := &Table{
 		geo:       geo,
 		folios:    folios,
+		user:      user,
 		leafShift: geo.PageShift + entShift,
 	}
 	t.dirShift = t.leafShift + entShift
@@ -249,16 +264,87 @@ func (d *Dir) LeafAlloc(i int) *Leaf {
 	if !d.Huge(i).None() {
 		return nil
 	}
-	l := d.newLeaf(i)
+	l := d.NewLeaf(i)
 	d.leaf[i].Store(l)
+	d.t.nrLeaves.Add(1)
 	return l
 }
 
-func (d *Dir) newLeaf(i int) *Leaf {
+// NewLeaf returns an empty leaf for slot i whose only user is the table's
+// owner, not yet installed anywhere: a copy being built.
+func (d *Dir) NewLeaf(i int) *Leaf {
 	l := &Leaf{t: d.t, base: d.Addr(i), ptes: make([]atomic.Uint64, d.t.geo.TableEntries)}
-	l.refs.Store(1)
-	d.t.nrLeaves.Add(1)
+	l.mu.Lock()
+	l.users = []uint16{d.t.user}
+	l.mu.Unlock()
+	l.nusers.Store(1)
 	return l
+}
+
+// InstallLeafLocked puts leaf l, which another table already uses, into
+// empty slot i and makes this table's owner one of its users: fork sharing
+// a leaf with the child.
+//
+// Preconditions: d's lock and l's PTL are held; the slot is empty.
+// +checklocks:d.mu
+// +checklocks:l.mu
+func (d *Dir) InstallLeafLocked(i int, l *Leaf) {
+	if d.Leaf(i) != nil || !d.Huge(i).None() || l.base != d.Addr(i) {
+		panic(fmt.Sprintf("pte: installing a leaf for %#x in slot %d (%#x) that is not empty", l.base, i, d.Addr(i)))
+	}
+	l.users = append(l.users, d.t.user)
+	l.nusers.Store(int32(len(l.users)))
+	d.leaf[i].Store(l)
+	d.t.nrLeaves.Add(1)
+}
+
+// ReplaceLeafLocked replaces slot i's leaf old, which is shared, by private
+// copy new (built with NewLeaf), and removes this table's owner from old's
+// users. It returns whether the owner was old's accounting user (users[0]):
+// then the caller moves the accounting of old's mappings to old's new first
+// user.
+//
+// Preconditions: d's lock and both PTLs are held.
+// +checklocks:d.mu
+// +checklocks:old.mu
+func (d *Dir) ReplaceLeafLocked(i int, old, new *Leaf) (wasAccounting bool) {
+	if d.Leaf(i) != old {
+		panic("pte: replacing a leaf that is not in the slot")
+	}
+	wasAccounting = old.removeUser(d.t.user)
+	d.leaf[i].Store(new)
+	return wasAccounting
+}
+
+// UnlinkLeafLocked takes slot i's shared leaf out of this table, leaving it
+// to its other users, and reports whether this table's owner was its
+// accounting user.
+//
+// Preconditions: d's lock and the leaf's PTL are held; the leaf is shared.
+// +checklocks:d.mu
+// +checklocks:l.mu
+func (d *Dir) UnlinkLeafLocked(i int, l *Leaf) (wasAccounting bool) {
+	if d.Leaf(i) != l || len(l.users) < 2 {
+		panic("pte: unlinking a leaf that is not in the slot or not shared")
+	}
+	wasAccounting = l.removeUser(d.t.user)
+	d.leaf[i].Store(nil)
+	d.t.nrLeaves.Add(-1)
+	return wasAccounting
+}
+
+// removeUser drops u from the users and reports whether it was users[0].
+//
+// +checklocks:l.mu
+func (l *Leaf) removeUser(u uint16) bool {
+	for k, v := range l.users {
+		if v == u {
+			l.users = append(l.users[:k:k], l.users[k+1:]...)
+			l.nusers.Store(int32(len(l.users)))
+			return k == 0
+		}
+	}
+	panic(fmt.Sprintf("pte: user %d does not use the leaf at %#x", u, l.base))
 }
 
 // FreeLeafLocked detaches slot i's leaf if it maps nothing (free_pte_range)
@@ -274,7 +360,7 @@ func (d *Dir) FreeLeafLocked(i int) bool {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.nr != 0 {
+	if l.nr != 0 || len(l.users) > 1 {
 		return false
 	}
 	l.dead = true
@@ -354,11 +440,12 @@ func (d *Dir) SplitHugeLocked(i int) *Leaf {
 	if !h.Present() {
 		panic(fmt.Sprintf("pte: split of slot %d that holds no huge entry", i))
 	}
-	l := d.newLeaf(i)
+	l := d.NewLeaf(i)
 	l.mu.Lock()
 	l.SetPTEs(0, h, d.t.geo.TableEntries)
 	l.mu.Unlock()
 	d.leaf[i].Store(l)
+	d.t.nrLeaves.Add(1)
 	d.hugeEntry(i).Store(0)
 	return l
 }
@@ -399,11 +486,35 @@ func (l *Leaf) Dead() bool { return l.dead }
 // +checklocks:l.mu
 func (l *Leaf) Nr() int { return l.nr }
 
-// Refs returns how many spaces share the leaf.
-func (l *Leaf) Refs() int { return int(l.refs.Load()) }
+// Shared reports whether more than one table uses the leaf. Lockless: a
+// writer that sees false must still have entered whatever excludes fork
+// (the space's lockless section or its map lock).
+func (l *Leaf) Shared() bool { return l.nusers.Load() > 1 }
 
-// Share records one more space sharing the leaf.
-func (l *Leaf) Share() { l.refs.Add(1) }
+// Users returns the ids of the tables that use the leaf; the first is the
+// one its folio mappings are accounted to.
+//
+// Preconditions: the PTL is held.
+// +checklocks:l.mu
+func (l *Leaf) Users() []uint16 { return l.users }
 
-// Unshare drops one sharer and reports whether it was the last.
-func (l *Leaf) Unshare() bool { return l.refs.Add(-1) == 0 }
+// Pages returns how many entries map a folio's page (not the zero page).
+//
+// Preconditions: the PTL is held.
+// +checklocks:l.mu
+func (l *Leaf) Pages() int { return l.nr - l.zero }
+
+// MaybePinned reports the sticky hint that a page was pinned through the
+// leaf.
+func (l *Leaf) MaybePinned() bool { return l.maybePinned.Load() }
+
+// SetMaybePinned sets the hint. A pinner sets it before it pins, so that a
+// fork that did not see it is caught by the pinner's wpSeq recheck.
+func (l *Leaf) SetMaybePinned() {
+	if !l.maybePinned.Load() {
+		l.maybePinned.Store(true)
+	}
+}
+
+// ClearMaybePinned clears the hint once no folio the leaf maps is pinned.
+func (l *Leaf) ClearMaybePinned() { l.maybePinned.Store(false) }

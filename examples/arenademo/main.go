@@ -51,7 +51,7 @@ func run(size int64, pageSize int) error {
 	}
 
 	// Map the contpte-order folio with PTEs: one set_ptes folds the block.
-	t := pte.New(g, a)
+	t := pte.New(g, a, 1)
 	const base = 1 << 30
 	d := t.DirAlloc(base)
 	l := d.LeafAlloc(d.Index(base))
