@@ -208,6 +208,9 @@ func BenchmarkReadWrite(b *testing.B) {
 	addr, _ := s.Map(size, ProtRead|ProtWrite)
 	touchPages(b, s, addr, size)
 	heap := make([]byte, size)
+	for i := range heap { // resident and private, as the space's memory is
+		heap[i] = byte(i)
+	}
 	for _, n := range []int{4 << 10, 64 << 10, 1 << 20} {
 		buf := make([]byte, n)
 		for _, op := range []string{"ReadAt", "WriteAt", "copy-read", "copy-write"} {
@@ -255,6 +258,9 @@ func BenchmarkReadAt8Random(b *testing.B) {
 	}
 	b.Run("slice", func(b *testing.B) {
 		heap := make([]byte, size)
+		for i := range heap {
+			heap[i] = byte(i)
+		}
 		rng := rand.New(rand.NewPCG(1, 2))
 		var buf [8]byte
 		for b.Loop() {

@@ -54,10 +54,10 @@ func (s *Space) access(p []byte, off int64, write bool) (n int, err error) {
 	return n, nil
 }
 
-// accessFast copies as much of p as it can without a lock, page by page, up
-// to sectionBytes, and returns how many bytes it did and whether it stopped
-// at a page that needs the slow path. It runs in a lockless section: Fork
-// and Check wait for it.
+// accessFast copies as much of p as it can without a lock, one run of
+// physically contiguous pages at a time, up to sectionBytes, and returns how
+// many bytes it did and whether it stopped at a page that needs the slow
+// path. It runs in a lockless section: Fork and Check wait for it.
 func (s *Space) accessFast(addr Addr, p []byte, write bool) (done int, stuck bool) {
 	sec := s.inflight.enter()
 	defer exit(sec)
@@ -65,66 +65,97 @@ func (s *Space) accessFast(addr Addr, p []byte, write bool) (done int, stuck boo
 		return 0, true
 	}
 	for done < len(p) && done < sectionBytes {
-		chunk := min(len(p)-done, int(s.ps-uint64(addr)%s.ps))
-		if !s.pageFast(addr, p[done:done+chunk], write) {
+		n := s.runFast(addr, p[done:min(len(p), sectionBytes)], write)
+		if n == 0 {
 			return done, true
 		}
-		done += chunk
-		addr += Addr(chunk)
+		done += n
+		addr += Addr(n)
 	}
 	return done, false
 }
 
-// pageFast copies to or from the one page at addr without a lock: walk the
-// table locklessly, grab the folio (a reference, so it cannot be freed and
-// reused under the copy), recheck the entry, copy, put the reference.
-func (s *Space) pageFast(addr Addr, buf []byte, write bool) bool {
+// runFast copies to or from the pages at addr without a lock, as far as
+// they are consecutive pages of one folio mapped alike (a contpte block, a
+// large folio, a huge entry), and returns how many bytes it did (0: the
+// first page needs the slow path). It walks the table locklessly, grabs the
+// folio (a reference: it cannot be freed and reused under the copy),
+// rechecks the first entry, reads the following ones (read after the grab,
+// they are rechecks too), copies the whole run at once, and puts the
+// reference.
+func (s *Space) runFast(addr Addr, buf []byte, write bool) int {
 	d := s.table.Dir(uint64(addr))
 	if d == nil {
-		return false
+		return 0
 	}
 	di := d.Index(uint64(addr))
-	var l *pte.Leaf
-	var i int
-	e := d.Huge(di)
-	if e.Present() {
-		e = e.Advance(int((uint64(addr) - d.Addr(di)) / s.ps))
-	} else if l = d.Leaf(di); l != nil {
-		i = l.Index(uint64(addr))
-		e = l.GetLockless(i)
-	}
-	// A shared leaf is read-only to everyone, whatever its entries say.
-	if !e.Accessible() || write && (!e.Write() || l != nil && l.Shared()) {
-		return false
-	}
 	off := uint64(addr) % s.ps
+	pages := int((off + uint64(len(buf)) + s.ps - 1) / s.ps) // pages the buffer touches
+	if h := d.Huge(di); h.Present() {
+		k := int((uint64(addr) - d.Addr(di)) / s.ps)
+		e := h.Advance(k)
+		if !e.Accessible() || write && !e.Write() {
+			return 0
+		}
+		head, ok := s.a.FolioTryGet(e.PFN())
+		if !ok {
+			return 0
+		}
+		testhook.Run(testhook.LocklessAfterGrab)
+		if !pte.SameMapping(d.Huge(di), h) {
+			s.a.FolioPut(head, 1)
+			return 0
+		}
+		n := min(pages, s.geo.TableEntries-k)
+		return s.copyRun(head, e.PFN(), n, off, buf, write)
+	}
+	l := d.Leaf(di)
+	if l == nil {
+		return 0
+	}
+	i := l.Index(uint64(addr))
+	e := l.GetLockless(i)
+	// A shared leaf is read-only to everyone, whatever its entries say.
+	if !e.Accessible() || write && (!e.Write() || l.Shared()) {
+		return 0
+	}
 	if e.Zero() {
-		clear(buf)
-		return true
+		n := min(len(buf), int(s.ps-off))
+		clear(buf[:n])
+		return n
 	}
 	head, ok := s.a.FolioTryGet(e.PFN())
 	if !ok {
-		return false
+		return 0
 	}
 	testhook.Run(testhook.LocklessAfterGrab)
-	var now pte.PTE
-	if l == nil {
-		now = d.Huge(di).Advance(int((uint64(addr) - d.Addr(di)) / s.ps))
-	} else {
-		now = l.GetLockless(i)
-	}
-	if !pte.SameMapping(now, e) {
+	if !pte.SameMapping(l.GetLockless(i), e) {
 		s.a.FolioPut(head, 1)
-		return false
+		return 0
 	}
-	page := s.a.PageBytes(e.PFN(), 1)[off:]
+	// Extend the run over the following pages of the same folio, mapped
+	// alike, in this leaf.
+	end := head + folio.PFN(s.a.FolioNrPages(head))
+	n := 1
+	for n < pages && i+n < l.Len() && e.PFN()+folio.PFN(n) < end && pte.SameMapping(l.GetLockless(i+n), e.Advance(n)) {
+		n++
+	}
+	return s.copyRun(head, e.PFN(), n, off, buf, write)
+}
+
+// copyRun copies between buf and n pages from pfn on (from byte off of the
+// first), drops the reference the caller took on head, and returns the
+// bytes copied.
+func (s *Space) copyRun(head, pfn folio.PFN, n int, off uint64, buf []byte, write bool) int {
+	mem := s.a.PageBytes(pfn, n)[off:]
+	var k int
 	if write {
-		copy(page, buf)
+		k = copy(mem, buf)
 	} else {
-		copy(buf, page)
+		k = copy(buf, mem)
 	}
 	s.a.FolioPut(head, 1)
-	return true
+	return k
 }
 
 // accessSlow does one page's worth of the access with mapLock held for
