@@ -83,6 +83,8 @@ type Arena struct {
 	// pcp are the order-0 page caches in front of the buddy allocator
 	// (see pcp.go).
 	pcp [nPCP]pcpList
+	// ledger counts the pins and plain references outstanding.
+	ledger ledger
 
 	// Per-page bits, atomic (see bitmap).
 	pae      bitmap // AnonExclusive

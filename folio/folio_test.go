@@ -376,3 +376,22 @@ func TestBitmap(t *testing.T) {
 		t.Fatalf("after clear: count %d", b.count(0, 300))
 	}
 }
+
+func TestLedger(t *testing.T) {
+	a := newTestArena(t, Config{Size: 2 << 20, PageSize: 4096})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 1000 {
+				a.LedgerAdd(w+1, 2)
+				a.LedgerAdd(-(w + 1), -1)
+			}
+		}()
+	}
+	wg.Wait()
+	if pins, gets := a.Ledger(); pins != 0 || gets != 4000 {
+		t.Fatalf("Ledger() = %d pins, %d gets; want 0 and 4000", pins, gets)
+	}
+}
