@@ -87,6 +87,29 @@ func (l *Leaf) GetLockless(i int) PTE {
 	}
 }
 
+// RunLockless returns how many entries from i on, at most max, map alike
+// the consecutive pages that continue e, the entry GetLockless(i) returned
+// (so at least 1). Without the PTL, like GetLockless: a contpte block is
+// read once, whole, not once per entry.
+func (l *Leaf) RunLockless(i, max int, e PTE) int {
+	n := 1
+	if e.Cont() {
+		n = l.blockStart(i) + l.contPTEs() - i
+	}
+	for n < max && i+n < len(l.ptes) {
+		f := l.GetLockless(i + n)
+		if !SameMapping(f, e.Advance(n)) {
+			break
+		}
+		if f.Cont() {
+			n = l.blockStart(i+n) + l.contPTEs() - i
+		} else {
+			n++
+		}
+	}
+	return min(n, max)
+}
+
 // SetPTEs maps nr consecutive pages of one folio at entries [i, i+nr),
 // starting with p (set_ptes). The entries must be none. Blocks that the
 // range covers whole, at a block-aligned PFN, are set with Cont; the

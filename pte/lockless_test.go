@@ -183,3 +183,47 @@ func TestLocklessWalkDuringHugeSplit(t *testing.T) {
 	}
 	t.Logf("%d lookups inside a mapped phase", checked.Load())
 }
+
+// TestRunLockless checks RunLockless against the entry-by-entry walk it
+// replaces, from every start and for every bound, over a leaf that mixes
+// folded blocks, single entries, a PFN break, a permission change and holes.
+func TestRunLockless(t *testing.T) {
+	for _, pageSize := range []int{4096, 65536} {
+		t.Run(folioSize(pageSize), func(t *testing.T) {
+			l := testLeaf(t, pageSize, 9)
+			c := l.contPTEs()
+			const base = folio.PFN(0x10000)
+			l.Lock()
+			l.SetPTEs(0, Mk(base, Present|Write), 3*c)                  // three folded blocks
+			l.SetPTEs(3*c, Mk(base+folio.PFN(3*c), Present|Write), 4)   // continued by singles
+			l.SetPTEs(3*c+4, Mk(base+folio.PFN(5*c), Present|Write), 1) // a PFN break
+			l.SetPTEs(4*c, Mk(base+folio.PFN(4*c), Present), c)         // read-only, folded
+			l.SetPTEs(5*c, Mk(base+folio.PFN(5*c), Present|Write), c)   // writable again
+			l.Unlock()
+			if !l.GetRaw(0).Cont() || l.GetRaw(3*c).Cont() {
+				t.Fatal("the layout did not fold as intended")
+			}
+			naive := func(i, max int, e PTE) int {
+				n := 1
+				for n < max && i+n < l.Len() && SameMapping(l.GetLockless(i+n), e.Advance(n)) {
+					n++
+				}
+				return n
+			}
+			for i := 0; i < 6*c+2; i++ {
+				e := l.GetLockless(i)
+				if e.None() {
+					continue
+				}
+				for max := 1; max <= min(l.Len()-i, 7*c); max++ {
+					if got, want := l.RunLockless(i, max, e), naive(i, max, e); got != want {
+						t.Fatalf("RunLockless(%d, %d) = %d, the entry walk gives %d", i, max, got, want)
+					}
+				}
+			}
+			if got := l.RunLockless(0, l.Len(), l.GetLockless(0)); got != 3*c+4 {
+				t.Errorf("run from 0 = %d, want the %d pages up to the PFN break", got, 3*c+4)
+			}
+		})
+	}
+}
