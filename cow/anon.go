@@ -158,5 +158,10 @@ func (s *Space) splitHugeLocked(d *pte.Dir, di int) {
 	s.a.FolioGet(head, n-1)
 	s.a.FolioAddMapcount(head, n, s.mm)
 	s.a.FolioSubEntireMapcount(head, s.mm)
-	d.SplitHugeLocked(di)
+	l := d.SplitHugeLocked(di)
+	if s.a.FolioMaybeDMAPinned(head) {
+		// Pinned through the huge entry, which has no leaf to carry the
+		// hint: the leaf must, or a fork would share it.
+		l.SetMaybePinned()
+	}
 }

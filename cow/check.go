@@ -89,6 +89,14 @@ func Check(spaces ...*Space) error {
 	if err := a.Check(); err != nil {
 		return fmt.Errorf("cow.Check: arena: %w", err)
 	}
+	checkersMu.Lock()
+	extra := append([]Checker(nil), checkers...)
+	checkersMu.Unlock()
+	for _, check := range extra {
+		if err := check(a); err != nil {
+			return fmt.Errorf("cow.Check: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -290,7 +298,7 @@ func checkProtOf(r region, e pte.PTE, addr Addr) error {
 // folios2 compares every folio's metadata with what the tables hold.
 func (c *checker) folios2() error {
 	var err error
-	var extra int64 // references that are neither mappings nor pins
+	var extra, pinned int64 // references that are neither mappings nor pins; pins
 	c.a.ForEachFolio(func(head folio.PFN, order int) bool {
 		u := c.folios[head]
 		if u == nil {
@@ -310,6 +318,7 @@ func (c *checker) folios2() error {
 			return false
 		}
 		extra += int64(ref - mapc - pins)
+		pinned += int64(pins)
 		if order > 0 {
 			if err = checkOwners(c.a, head, order, u); err != nil {
 				return false
@@ -326,8 +335,12 @@ func (c *checker) folios2() error {
 	if err != nil {
 		return err
 	}
-	if want := externalRefs(c.a); extra != want {
-		return fmt.Errorf("folios hold %d references that are neither mappings nor pins; %d plain references are outstanding (a leak or a lost reference)", extra, want)
+	pins, gets := c.a.Ledger()
+	if pinned != pins {
+		return fmt.Errorf("folios hold %d pins; %d are outstanding (a leaked or lost pin)", pinned, pins)
+	}
+	if extra != gets {
+		return fmt.Errorf("folios hold %d references that are neither mappings nor pins; %d plain references are outstanding (a leak or a lost reference)", extra, gets)
 	}
 	return nil
 }
@@ -358,14 +371,4 @@ func checkOwners(a *folio.Arena, head folio.PFN, order int, u *folioUse) error {
 		}
 	}
 	return nil
-}
-
-// externalRefs returns the plain references (FOLL_GET) outstanding on the
-// arena's folios, as the pin package accounts them.
-func externalRefs(a *folio.Arena) int64 {
-	v, ok := arenas.Load(a)
-	if !ok {
-		return 0
-	}
-	return v.(*arenaState).gets.Load()
 }

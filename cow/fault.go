@@ -13,6 +13,9 @@ const (
 	// faultUnshare: make the page exclusive but leave it read-only
 	// (FAULT_FLAG_UNSHARE): what a read-only pin of a shared page needs.
 	faultUnshare
+	// faultPrivate: only take this space's copy of a leaf shared after a
+	// fork (what a Get through it needs); the entry is left as it is.
+	faultPrivate
 )
 
 // fault is one fault being handled: where, what it must achieve and, for
@@ -115,7 +118,7 @@ func (s *Space) faultLeaf(d *pte.Dir, di int, l *pte.Leaf, f *fault) (bool, erro
 		return false, nil
 	}
 	e := l.Get(i)
-	if (write || unshare) && l.Shared() {
+	if (write || unshare || flags&faultPrivate != 0) && l.Shared() {
 		l.Unlock()
 		s.unshareLeaf(d, di, l)
 		return false, nil

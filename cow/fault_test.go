@@ -185,3 +185,28 @@ func TestHugeEntryLifecycle(t *testing.T) {
 		t.Fatalf("Resident %d after Unmap", st.Resident)
 	}
 }
+
+func TestPagemap(t *testing.T) {
+	e := newEnv(t, 16<<20)
+	s := e.space(Orders(e.a.Geometry().PMDOrder))
+	addr := mustMap(t, s, 4<<20, ProtRead|ProtWrite)
+	if _, ok := s.Pagemap(addr); ok {
+		t.Fatal("Pagemap of unpopulated memory")
+	}
+	read(t, s, addr+(2<<20), 1)
+	if m, ok := s.Pagemap(addr + (2 << 20)); !ok || !m.PTE.Zero() || m.Exclusive {
+		t.Fatalf("Pagemap of the zero page: %+v, %v", m, ok)
+	}
+	write(t, s, addr+5*4096, []byte{1})
+	m, ok := s.Pagemap(addr + 5*4096)
+	if !ok || !m.Huge || !m.Exclusive || m.Shared || !m.PTE.Write() {
+		t.Fatalf("Pagemap of a huge page: %+v, %v", m, ok)
+	}
+	if h, _, _ := e.a.PageFolio(m.PFN); e.a.FolioOrder(h) != 9 || m.PFN-h != 5 {
+		t.Fatalf("Pagemap PFN %#x is not page 5 of its PMD folio", m.PFN)
+	}
+	c := e.fork(s)
+	if m, _ := c.Pagemap(addr + 5*4096); m.Exclusive || m.PTE.Write() {
+		t.Fatalf("the child's Pagemap of a shared huge page: %+v", m)
+	}
+}

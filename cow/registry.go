@@ -2,7 +2,6 @@ package cow
 
 import (
 	"sync"
-	"sync/atomic"
 
 	"github.com/anonfolio/anonfolio/folio"
 )
@@ -23,12 +22,6 @@ type arenaState struct {
 	// the registry: a NewSpace that raced with that retries.
 	// +checklocks:mu
 	dead bool
-
-	// gets counts the plain references (FOLL_GET) outstanding on the
-	// arena's folios, for Check's exact accounting: the pin package adds
-	// and subtracts. It can outlive every space (a Get released after
-	// Close), so the state is kept while it is not zero.
-	gets atomic.Int64
 }
 
 // deferredFolio is a large folio that was left partly mapped, with where the
@@ -64,7 +57,7 @@ func (as *arenaState) unregister(s *Space) {
 	as.mu.Lock()
 	defer as.mu.Unlock()
 	delete(as.spaces, s.mm)
-	if len(as.spaces) == 0 && as.gets.Load() == 0 {
+	if len(as.spaces) == 0 {
 		as.dead = true
 		as.deferred = nil
 		arenas.CompareAndDelete(a, as)

@@ -4,7 +4,6 @@ import (
 	"errors"
 
 	"github.com/anonfolio/anonfolio/folio"
-	"github.com/anonfolio/anonfolio/internal/testhook"
 	"github.com/anonfolio/anonfolio/pte"
 )
 
@@ -78,69 +77,24 @@ func (s *Space) accessFast(addr Addr, p []byte, write bool) (done int, stuck boo
 // runFast copies to or from the pages at addr without a lock, as far as
 // they are consecutive pages of one folio mapped alike (a contpte block, a
 // large folio, a huge entry), and returns how many bytes it did (0: the
-// first page needs the slow path). It walks the table locklessly, grabs the
-// folio (a reference: it cannot be freed and reused under the copy),
-// rechecks the first entry, reads the following ones (read after the grab,
-// they are rechecks too), copies the whole run at once, and puts the
-// reference.
+// first page needs the slow path).
 func (s *Space) runFast(addr Addr, buf []byte, write bool) int {
-	d := s.table.Dir(uint64(addr))
-	if d == nil {
-		return 0
-	}
-	di := d.Index(uint64(addr))
 	off := uint64(addr) % s.ps
 	pages := int((off + uint64(len(buf)) + s.ps - 1) / s.ps) // pages the buffer touches
-	if h := d.Huge(di); h.Present() {
-		k := int((uint64(addr) - d.Addr(di)) / s.ps)
-		e := h.Advance(k)
-		if !e.Accessible() || write && !e.Write() {
-			return 0
-		}
-		head, ok := s.a.FolioTryGet(e.PFN())
-		if !ok {
-			return 0
-		}
-		testhook.Run(testhook.LocklessAfterGrab)
-		if !pte.SameMapping(d.Huge(di), h) {
-			s.a.FolioPut(head, 1)
-			return 0
-		}
-		n := min(pages, s.geo.TableEntries-k)
-		return s.copyRun(head, e.PFN(), n, off, buf, write)
+	var want Want
+	if write {
+		want = WantWrite
 	}
-	l := d.Leaf(di)
-	if l == nil {
+	run, ok := s.GrabLockless(addr, pages, want)
+	switch {
+	case !ok:
 		return 0
-	}
-	i := l.Index(uint64(addr))
-	e := l.GetLockless(i)
-	// A shared leaf is read-only to everyone, whatever its entries say.
-	if !e.Accessible() || write && (!e.Write() || l.Shared()) {
-		return 0
-	}
-	if e.Zero() {
+	case run.Zero:
 		n := min(len(buf), int(s.ps-off))
 		clear(buf[:n])
 		return n
 	}
-	head, ok := s.a.FolioTryGet(e.PFN())
-	if !ok {
-		return 0
-	}
-	testhook.Run(testhook.LocklessAfterGrab)
-	if !pte.SameMapping(l.GetLockless(i), e) {
-		s.a.FolioPut(head, 1)
-		return 0
-	}
-	// Extend the run over the following pages of the same folio, mapped
-	// alike, in this leaf.
-	end := head + folio.PFN(s.a.FolioNrPages(head))
-	n := 1
-	for n < pages && i+n < l.Len() && e.PFN()+folio.PFN(n) < end && pte.SameMapping(l.GetLockless(i+n), e.Advance(n)) {
-		n++
-	}
-	return s.copyRun(head, e.PFN(), n, off, buf, write)
+	return s.copyRun(run.Head, run.PFN, run.N, off, buf, write)
 }
 
 // copyRun copies between buf and n pages from pfn on (from byte off of the

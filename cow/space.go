@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/anonfolio/anonfolio/folio"
+	"github.com/anonfolio/anonfolio/internal/testhook"
 	"github.com/anonfolio/anonfolio/pte"
 )
 
@@ -97,6 +98,9 @@ func newSpace(a *folio.Arena, orders OrderSet, unit CopyUnit) (*Space, error) {
 // Arena returns the arena the space allocates from.
 func (s *Space) Arena() *folio.Arena { return s.a }
 
+// Closed reports whether Close was called.
+func (s *Space) Closed() bool { return s.closed.Load() }
+
 // PageSize returns the space's base page size.
 func (s *Space) PageSize() int { return int(s.ps) }
 
@@ -131,6 +135,7 @@ func (s *Space) Close() error {
 // +checklocks:s.mapLock
 func (s *Space) quiesceLocked() {
 	s.wpSeq.Add(1)
+	testhook.Run(testhook.Quiescing)
 	s.inflight.drain()
 }
 

@@ -334,6 +334,9 @@ func sd0End(addr, dirSize uint64) uint64 { return (addr | (dirSize - 1)) + 1 }
 //
 // +checklocksignore: sl and dl may be the same leaf, locked once.
 func (s *Space) moveLeafRange(sl *pte.Leaf, si int, dl *pte.Leaf, di, n int) {
+	if sl.MaybePinned() {
+		dl.SetMaybePinned() // the pinned pages may move with the entries
+	}
 	sl.Lock()
 	if dl != sl {
 		dl.Lock()

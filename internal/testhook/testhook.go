@@ -16,6 +16,9 @@ const (
 	// WPCopyBeforeInstall: the copy is made; the PTL is about to be
 	// retaken for the pte_same check.
 	WPCopyBeforeInstall
+	// Quiescing: Fork, Close or Check has made wpSeq odd and is about to
+	// wait for the lockless sections in flight to drain.
+	Quiescing
 	// ForkBeforeCopy: Fork holds the map lock for writing and has made
 	// wpSeq odd, and has not yet looked at any page.
 	ForkBeforeCopy
