@@ -142,7 +142,10 @@ func (s *Space) GrabLockless(addr Addr, max int, want Want) (Run, bool) {
 		return Run{}, false
 	}
 	testhook.Run(testhook.LocklessAfterGrab)
-	if !pte.SameMapping(l.GetLockless(i), e) {
+	// Recheck the entry, and that l is still this space's leaf (gup_fast
+	// rechecks the pmd): a leaf this space dropped may live on for
+	// another space, which writes its pages in place.
+	if !pte.SameMapping(l.GetLockless(i), e) || d.Leaf(di) != l {
 		s.a.FolioPut(head, 1)
 		return Run{}, false
 	}
@@ -233,11 +236,11 @@ func (m Locked) Grab(addr Addr, max int, want Want) (Run, FaultNeeded) {
 	if l == nil {
 		return Run{}, missing(want)
 	}
-	l.Lock()
+	mine := relock(d, di, l) // see followPage
 	defer l.Unlock()
 	i := l.Index(uint64(addr))
 	e := l.Get(i)
-	if l.Dead() || e.None() {
+	if !mine || e.None() {
 		return Run{}, missing(want)
 	}
 	exclusive := want&WantExclusive != 0

@@ -198,10 +198,12 @@ func (s *Space) followPage(addr Addr, write bool) (e pte.PTE, head folio.PFN, ok
 	if l == nil {
 		return 0, 0, false
 	}
-	l.Lock()
+	// relock: a leaf this space no longer uses (dropped or unshared while
+	// we waited) may live on for another space, whose pages it now maps.
+	mine := relock(d, di, l)
 	defer l.Unlock()
 	e = l.Get(l.Index(uint64(addr)))
-	if l.Dead() || !e.Accessible() || write && (!e.Write() || l.Shared()) {
+	if !mine || !e.Accessible() || write && (!e.Write() || l.Shared()) {
 		return 0, 0, false
 	}
 	if e.Zero() {

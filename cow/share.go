@@ -99,11 +99,38 @@ func (s *Space) dropSharedLeaf(d *pte.Dir, di int, l *pte.Leaf) bool {
 		return false
 	}
 	pages := l.Pages()
+	if !s.closed.Load() {
+		s.wrProtectLeft(l)
+	}
 	if d.UnlinkLeafLocked(di, l) {
 		s.moveAccounting(l, folio.MMID(l.Users()[0]))
 	}
 	s.cnt.resident.Add(-int64(pages))
 	return true
+}
+
+// wrProtectLeft write-protects the leaf that this space is leaving to its
+// other users and clears AnonExclusive on its pages, as an eager fork would
+// have. Readers of this space (lockless, or locked and copying after the
+// PTL is dropped) may hold references to pages they found through l: with
+// the pages no longer exclusive, the next writer sees those references and
+// copies, instead of writing under the reader. (Close needs none of this:
+// it quiesced the space and holds its map lock for writing.)
+//
+// Preconditions: l's PTL is held.
+// +checklocks:l.mu
+func (s *Space) wrProtectLeft(l *pte.Leaf) {
+	l.WrProtect(0, l.Len())
+	for i := 0; i < l.Len(); {
+		e := l.GetRaw(i)
+		if e.None() || e.Zero() {
+			i++
+			continue
+		}
+		_, n := s.batchAt(l, i, l.Len(), e, anyFlags)
+		s.a.ClearPageAnonExclusive(e.PFN(), n)
+		i += n
+	}
 }
 
 // moveAccounting moves the accounting of l's folio mappings from this
