@@ -63,8 +63,11 @@ func (s *Space) accessFast(addr Addr, p []byte, write bool) (done int, stuck boo
 	if s.wpSeq.Load()&1 != 0 || s.closed.Load() {
 		return 0, true
 	}
-	for done < len(p) && done < sectionBytes {
-		n := s.runFast(addr, p[done:min(len(p), sectionBytes)], write)
+	// The section ends on a page boundary, so that each page of a write
+	// lands wholly before or wholly after a Fork that waits for it.
+	lim := min(len(p), sectionBytes-int(uint64(addr)%s.ps))
+	for done < lim {
+		n := s.runFast(addr, p[done:lim], write)
 		if n == 0 {
 			return done, true
 		}

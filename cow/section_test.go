@@ -1,0 +1,73 @@
+package cow
+
+import (
+	"bytes"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/anonfolio/anonfolio/internal/testhook"
+)
+
+// TestWriteAtSectionEndsOnPage: accessFast ended a lockless section after
+// sectionBytes bytes of the access, counted from its start, not at a page
+// boundary. When the access does not start on a page boundary, a page
+// straddled two sections and a Fork could take its snapshot in between: the
+// child got that page half old, half new, which WriteAt's contract ("for
+// each page the write lands wholly before or wholly after a concurrent
+// Fork's snapshot") forbids. Interleaving: the writer is paused in its first
+// section; Fork makes wpSeq odd and waits for it; the writer finishes the
+// section and the snapshot is taken before the rest of the page is written.
+func TestWriteAtSectionEndsOnPage(t *testing.T) {
+	e := newEnv(t, 16<<20)
+	s := e.space(Orders())
+	addr := mustMap(t, s, 2<<20, ProtRead|ProtWrite)
+	write(t, s, addr, fill('o', 2<<20))
+
+	paused, resume := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	restore := testhook.Set(testhook.LocklessAfterGrab, func() {
+		if first.CompareAndSwap(false, true) {
+			close(paused)
+			<-resume
+		}
+	})
+	defer restore()
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if _, err := s.WriteAt(fill('n', 2*sectionBytes), int64(addr)+100); err != nil {
+			t.Error(err)
+		}
+	}()
+	<-paused
+	var c *Space
+	go func() {
+		defer wg.Done()
+		var err error
+		if c, err = s.Fork(); err != nil {
+			t.Error(err)
+		}
+	}()
+	for s.wpSeq.Load()&1 == 0 {
+		runtime.Gosched()
+	}
+	close(resume)
+	wg.Wait()
+	if c == nil {
+		t.FailNow()
+	}
+	e.spaces = append(e.spaces, c)
+	for p := Addr(0); p < 2*sectionBytes/4096+1; p++ {
+		b := read(t, c, addr+p*4096, 4096)
+		if p == 0 || p == 2*sectionBytes/4096 {
+			continue // the first and last pages are written only in part
+		}
+		if n := bytes.Count(b, []byte{'n'}); n != 0 && n != 4096 {
+			t.Errorf("the child's page %d is torn: %d bytes new, %d old", p, n, 4096-n)
+		}
+	}
+}
