@@ -171,17 +171,31 @@ func copiedPTE(flags faultFlags) pte.PTE {
 // +checklocks:l.mu
 func (s *Space) removeMapping(l *pte.Leaf, i int, pfn, oldHead folio.PFN, nr int) {
 	m := s.a.FolioSubMapcount(oldHead, nr, s.mm)
-	order := s.a.FolioOrder(oldHead)
-	if order == 0 || m == 0 || s.a.FolioEntireMapcount(oldHead) != 0 {
+	s.deferIfPartial(oldHead, m, Addr(l.Addr(i))-Addr(uint64(pfn-oldHead)*s.ps))
+}
+
+// deferIfPartial queues the folio at head for the deferred split if, with
+// m mappings left after this space removed some, it may be mapped only in
+// part: nothing maps it whole, and either fewer than all its pages are
+// mapped or this space maps only some of them. addr is where this space
+// maps (or mapped) its first page: a fork keeps addresses, so the split
+// looks for every owner's mappings there. Every path that takes mappings
+// away calls it (a zap, a COW copy of a page, of a folio, of a huge entry),
+// or a folio another space maps in part is never queued.
+//
+// Preconditions: the caller holds a reference or a mapping of the folio.
+func (s *Space) deferIfPartial(head folio.PFN, m int, addr Addr) {
+	order := s.a.FolioOrder(head)
+	if order == 0 || m == 0 || s.a.FolioEntireMapcount(head) != 0 {
 		return
 	}
 	partial := m < 1<<order
 	if !partial {
-		mine, tracked := s.a.FolioMapcountOf(oldHead, s.mm)
+		mine, tracked := s.a.FolioMapcountOf(head, s.mm)
 		partial = tracked && mine > 0 && mine < 1<<order
 	}
 	if partial {
-		s.deferSplit(oldHead, order, Addr(l.Addr(i))-Addr(uint64(pfn-oldHead)*s.ps))
+		s.deferSplit(head, order, addr)
 	}
 }
 
@@ -252,7 +266,7 @@ func (s *Space) wpFolioCopy(d *pte.Dir, di int, l *pte.Leaf, i, start int, e pte
 	s.a.SetPageAnonExclusive(newHead, n)
 	l.Clear(start, n)
 	l.SetPTEs(start, pte.Mk(newHead, copiedPTE(flags)), n)
-	s.a.FolioSubMapcount(head, n, s.mm)
+	s.deferIfPartial(head, s.a.FolioSubMapcount(head, n, s.mm), Addr(l.Addr(start)))
 	l.Unlock()
 	s.copyEnd(head)
 	s.a.FolioPut(head, n+1)
@@ -346,7 +360,7 @@ func (s *Space) hugeCopy(d *pte.Dir, di int, h pte.PTE, flags faultFlags) (bool,
 	s.a.SetPageAnonExclusive(newHead, n)
 	d.ClearHugeLocked(di)
 	d.SetHugeLocked(di, pte.Mk(newHead, copiedPTE(flags)))
-	s.a.FolioSubEntireMapcount(head, s.mm)
+	s.deferIfPartial(head, s.a.FolioSubEntireMapcount(head, s.mm), Addr(d.Addr(di)))
 	d.Unlock()
 	s.copyDone(head, 2, false)
 	s.cnt.wpCopy.Add(1)

@@ -77,7 +77,7 @@ func (s *Space) zapSlot(d *pte.Dir, di int, lo, hi uint64) {
 		if h := d.Huge(di); h.Present() {
 			if s.wholeSlot(d, di, lo, hi) {
 				d.ClearHugeLocked(di)
-				s.a.FolioSubEntireMapcount(h.PFN(), s.mm)
+				s.deferIfPartial(h.PFN(), s.a.FolioSubEntireMapcount(h.PFN(), s.mm), Addr(d.Addr(di)))
 				s.a.FolioPut(h.PFN(), 1)
 				s.cnt.resident.Add(-int64(s.geo.TableEntries))
 				d.Unlock()
