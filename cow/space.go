@@ -148,9 +148,5 @@ func (s *Space) copyStart(head folio.PFN) { s.copies.add(head) }
 // copyEnd records that it is over.
 func (s *Space) copyEnd(head folio.PFN) { s.copies.remove(head) }
 
-// copiesInFlight returns how many of this space's COW copies hold a
-// reference on the folio.
-func (s *Space) copiesInFlight(head folio.PFN) int { return s.copies.count(head) }
-
 // pageAlign rounds a down to a page boundary.
 func (s *Space) pageAlign(a Addr) Addr { return a &^ Addr(s.ps-1) }

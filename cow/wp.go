@@ -58,7 +58,10 @@ func (s *Space) doWPPage(d *pte.Dir, di int, l *pte.Leaf, i int, e pte.PTE, f *f
 // mapped only by this space and every reference beyond its mappings is one
 // of this space's own copies in flight. The copies are only counted when
 // the mappings alone allow it (most COW faults find the folio mapped by two
-// spaces and stop at the first test).
+// spaces and stop at the first test), and only those in flight from before
+// the refcount was read until after: a copy that ended meanwhile may have
+// dropped its reference before the read while another reference (a Get)
+// was taken, and counting it would reuse the page under that reference.
 //
 // Preconditions: the PTL of a mapping of the folio is held.
 func (s *Space) mayReuse(head folio.PFN, order int) bool {
@@ -69,7 +72,11 @@ func (s *Space) mayReuse(head folio.PFN, order int) bool {
 	} else if s.a.FolioMaybeMappedShared(head) {
 		return false
 	}
-	return s.a.FolioExclusiveTo(head, s.mm, 0) || s.a.FolioExclusiveTo(head, s.mm, s.copiesInFlight(head))
+	if s.a.FolioExclusiveTo(head, s.mm, 0) {
+		return true
+	}
+	inflight := s.copies.snap(head)
+	return inflight.n > 0 && s.a.FolioExclusiveTo(head, s.mm, inflight.n) && s.copies.unchanged(&inflight)
 }
 
 // pageFolio returns the folio of a page that a present entry maps. A mapped
