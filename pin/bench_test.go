@@ -1,0 +1,129 @@
+package pin
+
+import (
+	"testing"
+	"time"
+
+	"github.com/anonfolio/anonfolio/cow"
+	"github.com/anonfolio/anonfolio/folio"
+	"github.com/anonfolio/anonfolio/internal/spacetest"
+)
+
+// The benchmarks of issue 4. Each reports ns/folio and ns/page, and the
+// ratio to the floor measured in the same run: one FolioTryPin plus one
+// FolioUnpin on the same folio (the two atomics a pin cannot avoid).
+//
+//	go test -run XXX -bench . ./pin
+
+// benchSpace maps and populates one folio of 2^order pages and returns its
+// space and address.
+func benchSpace(b *testing.B, orderOf func(folio.Geometry) int) (*cow.Space, cow.Addr, int) {
+	e := spacetest.New(b, 64<<20, 0)
+	order := orderOf(e.A.Geometry())
+	s := e.Space(cow.Options{Orders: cow.Orders(order)})
+	n := (1 << order) * s.PageSize()
+	addr := e.Map(s, 4<<20, cow.ProtRead|cow.ProtWrite)
+	addr = (addr + cow.Addr(2<<20) - 1) &^ cow.Addr(2<<20-1)
+	e.Write(s, addr, spacetest.Fill('b', n))
+	return s, addr, n
+}
+
+// folioSizes are the cases of the issue: a 4 KiB page, a 64 KiB folio (a
+// contpte block) and a 2 MiB folio (a huge entry).
+var folioSizes = []struct {
+	name  string
+	order func(folio.Geometry) int
+}{
+	{"4KiB", func(folio.Geometry) int { return 0 }},
+	{"64KiB", func(g folio.Geometry) int { return g.ContOrder }},
+	{"2MiB", func(g folio.Geometry) int { return g.PMDOrder }},
+}
+
+func BenchmarkPin(b *testing.B) {
+	floor := pinFloor(b)
+	for _, fs := range folioSizes {
+		for _, m := range []struct {
+			name    string
+			flags   Flags
+			pin     bool
+			tryFast bool
+		}{
+			{"fast", FastOnly | Write, true, true},
+			{"fastRO", FastOnly, true, true},
+			{"getFast", FastOnly, false, true},
+			{"slow", Write, true, false},
+		} {
+			b.Run(fs.name+"/"+m.name, func(b *testing.B) {
+				s, addr, n := benchSpace(b, fs.order)
+				b.ResetTimer()
+				for range b.N {
+					p, err := takeVia(s, addr, n, m.flags, m.pin, m.tryFast)
+					if err != nil {
+						b.Fatal(err)
+					}
+					p.Release()
+				}
+				report(b, n/s.PageSize(), floor)
+			})
+		}
+	}
+}
+
+// BenchmarkPinContended: two goroutines pin and release the same folio
+// (the refcount and pincount cache lines bounce between the cores).
+func BenchmarkPinContended(b *testing.B) {
+	floor := pinFloor(b)
+	for _, fs := range folioSizes {
+		b.Run(fs.name, func(b *testing.B) {
+			s, addr, n := benchSpace(b, fs.order)
+			b.SetParallelism(1) // GOMAXPROCS goroutines: 2 on the reference machine
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					p, err := Pin(s, addr, n, Write)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					p.Release()
+				}
+			})
+			report(b, n/s.PageSize(), floor)
+		})
+	}
+}
+
+// pinFloor measures FolioTryPin+FolioUnpin of one folio, in ns: the best
+// of three timed loops (testing.Benchmark cannot nest in a benchmark).
+func pinFloor(b *testing.B) float64 {
+	a, err := folio.NewArena(folio.Config{Size: 8 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	head, err := a.AllocFolio(0, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.FolioPut(head, 1)
+	const loops = 1 << 20
+	best := time.Duration(1 << 62)
+	for range 3 {
+		start := time.Now()
+		for range loops {
+			if _, ok := a.FolioTryPin(head); !ok {
+				b.Fatal("TryPin failed")
+			}
+			a.FolioUnpin(head, 1)
+		}
+		best = min(best, time.Since(start))
+	}
+	return float64(best.Nanoseconds()) / loops
+}
+
+func report(b *testing.B, pages int, floor float64) {
+	per := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	b.ReportMetric(per, "ns/folio")
+	b.ReportMetric(per/float64(pages), "ns/page")
+	b.ReportMetric(per/floor, "x-floor")
+}

@@ -1,0 +1,44 @@
+// Package pin is GUP for anonfolio: Pin (FOLL_PIN) and Get (FOLL_GET) over
+// a range of a cow.Space, handing out the backing memory until Release.
+//
+// # Protocol (mm/gup.c)
+//
+// The fast path takes no lock. It enters a lockless section of the space
+// (which Fork, Close and Check wait for) unless a Fork is write-protecting
+// it (wpSeq odd), and walks the table: an entry that is not present, a
+// write on a read-only entry, or a pin of a page that is not AnonExclusive
+// (or in a leaf shared after a fork) sends it to the slow path. Otherwise it
+// grabs the run of pages of one folio the entry starts (a CAS on a non-zero
+// refcount), rechecks the entry, takes one reference per page and, for a
+// pin, the pincount. At the end, if wpSeq moved, a Fork began: every pin it
+// took is undone and the slow path does the work. FastOnly returns
+// ErrFastFailed instead of going on to the slow path, with nothing held.
+//
+// The slow path holds the space's map lock for reading, so no Fork runs. It
+// looks at each entry under the PTL and faults until the entry allows the
+// access: a write fault for Write, an unshare fault (a private copy, or the
+// page reused and made exclusive, left read-only) for a read-only pin of a
+// page that is not exclusive, a read fault for anything unmapped. Then it
+// takes the references and pins under the PTL.
+//
+// A pinned page is always AnonExclusive, so no COW ever replaces it in the
+// space it was pinned from, and a Fork copies it for the child: the pin stays
+// coherent with the parent and the child is isolated. A plain reference
+// (Get) is not a pin: Fork shares the page, but the reference stops a later
+// write fault from reusing it (the page is copied instead), so what the
+// reference holds never changes under it.
+//
+// Pins of the zero page unshare it first: a private zeroed page is mapped and
+// pinned, so later writes through the space are seen through the pin. A
+// read-only Get of an unpopulated page gets the shared zero page, which
+// must not be written.
+//
+// # Accounting
+//
+// Every pin and plain reference is counted in the arena's ledger
+// (folio.Arena.LedgerAdd), so cow.Check verifies refcounts exactly. In race
+// and invariants builds the live Pages are also registered, and a checker
+// registered with cow.Check verifies that every pinned page is
+// AnonExclusive and that each folio's pincount and plain references are
+// exactly those of the live Pages.
+package pin

@@ -1,0 +1,263 @@
+package pin
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/anonfolio/anonfolio/cow"
+	"github.com/anonfolio/anonfolio/folio"
+	"github.com/anonfolio/anonfolio/pte"
+)
+
+// Flags modify Pin and Get.
+type Flags uint
+
+const (
+	// Write (FOLL_WRITE): the pages are made writable, and so exclusive,
+	// before they are taken.
+	Write Flags = 1 << iota
+	// Longterm (FOLL_LONGTERM): the pages will be held for long, as a
+	// registered I/O buffer is. anonfolio has no movable memory to migrate
+	// them out of, so it changes nothing but is recorded.
+	Longterm
+	// FastOnly (FOLL_FAST_ONLY): never fault or take a lock: fail with
+	// ErrFastFailed instead, holding nothing.
+	FastOnly
+
+	allFlags = Write | Longterm | FastOnly
+)
+
+// ErrFastFailed: FastOnly was given and the fast path could not take the
+// whole range.
+var ErrFastFailed = errors.New("pin: the fast path could not take the whole range")
+
+// Pages are pages pinned (Pin) or referenced (Get) from a space. They hand
+// out the backing memory of the range until Release.
+type Pages struct {
+	a     *folio.Arena
+	pin   bool
+	flags Flags
+	runs  []run
+	bytes [][]byte
+	done  atomic.Bool // released
+
+	// The first run and slice live here: a range within one folio, the
+	// common case, costs one allocation.
+	run0   [1]run
+	bytes0 [1][]byte
+}
+
+// run is a run of pages of one folio taken as one unit.
+type run struct {
+	head, pfn folio.PFN
+	n         int
+	zero      bool
+}
+
+// Pin pins the pages of [addr, addr+length) (FOLL_PIN): each page is made
+// AnonExclusive first (a write fault with Write, an unshare otherwise), so
+// that writes through the space and through Bytes see each other until
+// Release, whatever Forks happen.
+func Pin(s *cow.Space, addr cow.Addr, length int, flags Flags) (*Pages, error) {
+	return take(s, addr, length, flags, true)
+}
+
+// Get takes plain references on the pages of [addr, addr+length)
+// (FOLL_GET): nothing is unshared, Fork shares them as usual, but no write
+// fault reuses a page while the reference is held.
+func Get(s *cow.Space, addr cow.Addr, length int, flags Flags) (*Pages, error) {
+	return take(s, addr, length, flags, false)
+}
+
+func take(s *cow.Space, addr cow.Addr, length int, flags Flags, pin bool) (*Pages, error) {
+	return takeVia(s, addr, length, flags, pin, true)
+}
+
+// takeVia is take, with the fast path tried first only if tryFast (the
+// benchmarks of the slow path turn it off).
+func takeVia(s *cow.Space, addr cow.Addr, length int, flags Flags, pin, tryFast bool) (*Pages, error) {
+	switch {
+	case s == nil:
+		return nil, fmt.Errorf("%w: nil space", cow.ErrInvalid)
+	case length <= 0:
+		return nil, fmt.Errorf("%w: length %d", cow.ErrInvalid, length)
+	case flags&^allFlags != 0:
+		return nil, fmt.Errorf("%w: flags %#x", cow.ErrInvalid, uint(flags))
+	case uint64(addr) >= 1<<pte.VABits || uint64(length) > 1<<pte.VABits-uint64(addr):
+		return nil, fmt.Errorf("%w %#x", cow.ErrFault, uint64(addr))
+	}
+	want := cow.WantHold
+	if flags&Write != 0 {
+		want |= cow.WantWrite
+	}
+	if pin {
+		want |= cow.WantExclusive
+	}
+	ps := uint64(s.PageSize())
+	first := uint64(addr) &^ (ps - 1)
+	total := int((uint64(addr) + uint64(length) - first + ps - 1) / ps)
+	p := &Pages{a: s.Arena(), pin: pin, flags: flags}
+	p.runs = p.run0[:0]
+	done := 0
+	if tryFast {
+		done = p.fast(s, cow.Addr(first), total, want)
+	}
+	if done < total {
+		if flags&FastOnly != 0 {
+			p.Release()
+			return nil, ErrFastFailed
+		}
+		if err := p.slow(s, cow.Addr(first+uint64(done)*ps), total-done, want); err != nil {
+			p.Release()
+			return nil, err
+		}
+	}
+	p.bytes = p.slices(uint64(addr)%ps, length, int(ps))
+	track(p)
+	return p, nil
+}
+
+// fast is GUP-fast: no lock, runs grabbed and rechecked, and for pins the
+// whole lot undone if a Fork began meanwhile. It returns how many pages it
+// took, from the first on.
+func (p *Pages) fast(s *cow.Space, va cow.Addr, total int, want cow.Want) int {
+	sec, ok := s.BeginFast()
+	if !ok {
+		return 0
+	}
+	defer sec.End()
+	ps := cow.Addr(s.PageSize())
+	done := 0
+	for done < total {
+		r, ok := s.GrabLockless(va, total-done, want)
+		if !ok {
+			break
+		}
+		p.hold(r)
+		done += r.N
+		va += cow.Addr(r.N) * ps
+	}
+	if p.pin && done > 0 && !sec.Unchanged() {
+		p.undo() // a Fork began: it may have shared the pages; redo them locked
+		return 0
+	}
+	return done
+}
+
+// slow is GUP's locked path: fault until each entry allows the access, then
+// take the run under the PTL. Fork cannot run while the map lock is held.
+func (p *Pages) slow(s *cow.Space, va cow.Addr, left int, want cow.Want) error {
+	m, err := s.LockMap()
+	if err != nil {
+		return err
+	}
+	defer m.Unlock()
+	ps := cow.Addr(s.PageSize())
+	for left > 0 {
+		r, need := m.Grab(va, left, want)
+		if need != cow.NoFault {
+			if err := m.Fault(va, need); err != nil {
+				return err
+			}
+			continue
+		}
+		p.hold(r)
+		left -= r.N
+		va += cow.Addr(r.N) * ps
+	}
+	return nil
+}
+
+// hold keeps run r, whose folio the walk took one reference on: one
+// reference per page, and for a pin as many pins.
+func (p *Pages) hold(r cow.Run) {
+	if !r.Zero {
+		if r.N > 1 {
+			p.a.FolioGet(r.Head, r.N-1)
+		}
+		if p.pin {
+			p.a.FolioAddPins(r.Head, r.N)
+			p.a.LedgerAdd(r.N, 0)
+		} else {
+			p.a.LedgerAdd(0, r.N)
+		}
+	}
+	p.runs = append(p.runs, run{head: r.Head, pfn: r.PFN, n: r.N, zero: r.Zero})
+}
+
+// undo drops everything held.
+func (p *Pages) undo() {
+	for _, r := range p.runs {
+		switch {
+		case r.zero:
+		case p.pin:
+			p.a.FolioUnpin(r.head, r.n)
+			p.a.LedgerAdd(-r.n, 0)
+		default:
+			p.a.FolioPut(r.head, r.n)
+			p.a.LedgerAdd(0, -r.n)
+		}
+	}
+	p.runs = p.runs[:0]
+}
+
+// slices builds Bytes: one slice per physically contiguous run, covering
+// exactly [off, off+length) of the pages.
+func (p *Pages) slices(off uint64, length, ps int) [][]byte {
+	out := p.bytes0[:0]
+	skip, left := int(off), length
+	for k := 0; k < len(p.runs); {
+		r := p.runs[k]
+		var mem []byte
+		if r.zero {
+			mem = p.a.ZeroPage()
+			k++
+		} else {
+			// Merge the following runs that continue it in memory.
+			pfn, n := r.pfn, r.n
+			for k++; k < len(p.runs) && !p.runs[k].zero && p.runs[k].pfn == pfn+folio.PFN(n); k++ {
+				n += p.runs[k].n
+			}
+			mem = p.a.PageBytes(pfn, n)
+		}
+		mem = mem[skip:]
+		skip = 0
+		if len(mem) > left {
+			mem = mem[:left:left]
+		}
+		out = append(out, mem)
+		left -= len(mem)
+	}
+	return out
+}
+
+// Bytes returns the memory of the range asked for, in address order, one
+// slice per physically contiguous run (a whole large folio is one slice).
+// After Release it returns nil, and slices it returned before must no
+// longer be used. Writes to them are seen by the space for pins; a Get's
+// memory is only to be read unless Write was given (and then only while no
+// Fork shared it: that is what Pin is for).
+func (p *Pages) Bytes() [][]byte {
+	if p.done.Load() {
+		return nil
+	}
+	return p.bytes
+}
+
+// Pinned reports whether the pages are pinned (Pin) rather than referenced
+// (Get).
+func (p *Pages) Pinned() bool { return p.pin }
+
+// Flags returns the flags the pages were taken with.
+func (p *Pages) Flags() Flags { return p.flags }
+
+// Release drops the pins or references, freeing folios whose last reference
+// they were. It works after the space was closed; a second call is a no-op.
+func (p *Pages) Release() {
+	if p == nil || !p.done.CompareAndSwap(false, true) {
+		return
+	}
+	untrack(p)
+	p.undo()
+}

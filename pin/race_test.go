@@ -1,0 +1,214 @@
+package pin
+
+import (
+	"bytes"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/anonfolio/anonfolio/cow"
+	"github.com/anonfolio/anonfolio/internal/spacetest"
+	"github.com/anonfolio/anonfolio/internal/testhook"
+)
+
+// hookOnce is a hook that runs f the first time only, and tells whether it
+// ran: a test whose interleaving never happened proves nothing.
+type hookOnce struct {
+	done atomic.Bool
+	f    func()
+}
+
+func once(f func()) *hookOnce { return &hookOnce{f: f} }
+
+func (h *hookOnce) run() {
+	if h.done.CompareAndSwap(false, true) {
+		h.f()
+	}
+}
+
+func (h *hookOnce) mustHaveRun(t *testing.T, what string) {
+	t.Helper()
+	if !h.done.Load() {
+		t.Fatalf("the interleaving did not happen: %s", what)
+	}
+}
+
+// TestFastPinRefusedWhileForkCopies: while Fork holds the map lock and
+// wpSeq is odd (after its checks, before or during its write-protect), the
+// fast path refuses to pin (FastOnly fails holding nothing) and a full pin
+// waits in the slow path until the Fork is done; the pin then lands after
+// the snapshot, coherent with the parent, and the child never sees it.
+func TestFastPinRefusedWhileForkCopies(t *testing.T) {
+	for _, point := range []testhook.Point{testhook.ForkBeforeCopy, testhook.ForkAfterPinCheck} {
+		e := spacetest.New(t, 16<<20, page)
+		g := e.A.Geometry()
+		s := e.Space(cow.Options{Orders: cow.Orders(g.PMDOrder)}) // huge entries: copied, so ForkAfterPinCheck runs
+		addr := e.Map(s, 2<<20, cow.ProtRead|cow.ProtWrite)
+		e.Write(s, addr, spacetest.Fill('o', 2<<20))
+
+		var late *Pages
+		var lateErr error
+		var wg sync.WaitGroup
+		during := once(func() {
+			if p, err := Pin(s, addr, page, Write|FastOnly); !errors.Is(err, ErrFastFailed) || p != nil {
+				t.Errorf("a fast pin during Fork: %v, %v; want ErrFastFailed", p, err)
+			}
+			if pins, _ := e.A.Ledger(); pins != 0 {
+				t.Errorf("%d pins held after the refused fast pin", pins)
+			}
+			wg.Add(1)
+			go func() { // waits for the map lock
+				defer wg.Done()
+				late, lateErr = Pin(s, addr, page, Write)
+			}()
+		})
+		restore := testhook.Set(point, during.run)
+		c := e.Fork(s)
+		restore()
+		during.mustHaveRun(t, "no pin attempt during Fork")
+		wg.Wait()
+		if lateErr != nil {
+			t.Fatal(lateErr)
+		}
+		writeThrough(late, 0, []byte("late pin"))
+		e.Expect(s, addr, []byte("late pin"))
+		e.Expect(c, addr, spacetest.Fill('o', 8))
+		if st := s.Stats(); st.ForkCopies != 0 {
+			t.Fatalf("Fork copied %d pages for a pin that came after it", st.ForkCopies)
+		}
+		e.Check()
+		late.Release()
+	}
+}
+
+// TestFastPinUndoneWhenForkBegins: GUP-fast has grabbed a page when a Fork
+// makes wpSeq odd (it then waits for the fast path's section). The fast
+// path sees wpSeq moved at its end, undoes its pin before the Fork looks at
+// the page, and takes the slow path, which waits for the Fork: the pin is
+// taken after the snapshot, the Fork copied nothing for it, and the child
+// keeps the page as it was.
+func TestFastPinUndoneWhenForkBegins(t *testing.T) {
+	for _, cfg := range spacetest.Configs {
+		t.Run(cfg.Name, func(t *testing.T) {
+			e := spacetest.New(t, 16<<20, page)
+			s := e.Space(cow.Options{Orders: cfg.Orders(e.A.Geometry())})
+			addr := e.Map(s, 2<<20, cow.ProtRead|cow.ProtWrite)
+			e.Write(s, addr, spacetest.Fill('f', 2<<20))
+
+			forking := make(chan struct{})
+			var child *cow.Space
+			var forkErr error
+			var wg sync.WaitGroup
+			quiescing := once(func() { close(forking) })
+			r1 := testhook.Set(testhook.Quiescing, quiescing.run)
+			defer r1()
+			grabbed := once(func() {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					child, forkErr = s.Fork()
+				}()
+				<-forking // the Fork made wpSeq odd and waits for this section
+			})
+			r2 := testhook.Set(testhook.LocklessAfterGrab, grabbed.run)
+			defer r2()
+			p, err := Pin(s, addr+page, 4*page, Write)
+			grabbed.mustHaveRun(t, "the fast path never grabbed")
+			if err != nil {
+				t.Fatal(err)
+			}
+			wg.Wait()
+			if forkErr != nil {
+				t.Fatal(forkErr)
+			}
+			e.Spaces = append(e.Spaces, child)
+			if st := s.Stats(); st.ForkCopies != 0 {
+				t.Fatalf("Fork copied %d pages: the undone fast pin was still visible to it", st.ForkCopies)
+			}
+			writeThrough(p, 0, []byte("pinned after"))
+			e.Expect(s, addr+page, []byte("pinned after"))
+			e.Expect(child, addr+page, spacetest.Fill('f', 12))
+			e.Check()
+			p.Release()
+		})
+	}
+}
+
+// TestFastGetUndoneByCOW: GUP-fast grabs a shared page for a Get; before it
+// rechecks the entry, a write in the same space copies the page and maps
+// the copy. The recheck sees the entry changed, the grab is undone, and the
+// slow path gets the new page.
+func TestFastGetUndoneByCOW(t *testing.T) {
+	e := spacetest.New(t, 16<<20, page)
+	s := e.Space(cow.Options{Orders: cow.Orders()})
+	addr := e.Map(s, 2<<20, cow.ProtRead|cow.ProtWrite)
+	e.Write(s, addr, spacetest.Fill('s', 2<<20))
+	c := e.Fork(s)
+	e.Write(s, addr+8*page, []byte("x")) // the parent's leaf is its own now; page 0 stays shared
+	grabbed := once(func() {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.Write(s, addr, []byte("COW copy"))
+		}()
+		wg.Wait()
+	})
+	restore := testhook.Set(testhook.LocklessAfterGrab, grabbed.run)
+	g, err := Get(s, addr, page, 0)
+	restore()
+	grabbed.mustHaveRun(t, "the fast path never grabbed the shared page")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := spacetest.Join(g.Bytes()); !bytes.HasPrefix(got, []byte("COW copy")) {
+		t.Fatalf("the Get holds %q…: the page the COW replaced, not the one mapped", spacetest.Head(got))
+	}
+	e.Expect(c, addr, spacetest.Fill('s', 8))
+	e.Check()
+	g.Release()
+}
+
+// TestUnshareRacesWriter: a read-only pin of a shared page unshares it; its
+// copy is paused after dropping the PTL while another goroutine writes the
+// page (its own COW copy, mapped writable). The pin's copy finds the entry
+// changed and is discarded; the pin then takes the writer's page, which the
+// space maps: writes through the space are seen through the pin.
+func TestUnshareRacesWriter(t *testing.T) {
+	e := spacetest.New(t, 16<<20, page)
+	s := e.Space(cow.Options{Orders: cow.Orders()})
+	addr := e.Map(s, 2<<20, cow.ProtRead|cow.ProtWrite)
+	e.Write(s, addr, spacetest.Fill('u', 2<<20))
+	c := e.Fork(s)
+	e.Write(s, addr+8*page, []byte("x")) // the parent's leaf is its own now
+	paused := once(func() {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.Write(s, addr, []byte("writer"))
+		}()
+		wg.Wait()
+	})
+	restore := testhook.Set(testhook.WPCopyUnlocked, paused.run)
+	p, err := Pin(s, addr, page, 0)
+	restore()
+	paused.mustHaveRun(t, "the pin's unshare never copied")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.WPCopyDiscarded != 1 {
+		t.Fatalf("WPCopyDiscarded %d, want the pin's copy discarded", st.WPCopyDiscarded)
+	}
+	if got := spacetest.Join(p.Bytes()); !bytes.HasPrefix(got, []byte("writer")) {
+		t.Fatalf("the pin holds %q…, not the page the space maps", spacetest.Head(got))
+	}
+	e.Write(s, addr+100, []byte("later"))
+	if got := spacetest.Join(p.Bytes())[100:105]; string(got) != "later" {
+		t.Fatalf("a later write through the space is not seen through the pin: %q", got)
+	}
+	e.Expect(c, addr, spacetest.Fill('u', 8))
+	e.Check()
+	p.Release()
+}

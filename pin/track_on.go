@@ -1,0 +1,77 @@
+//go:build race || invariants
+
+package pin
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/anonfolio/anonfolio/cow"
+	"github.com/anonfolio/anonfolio/folio"
+)
+
+// In race and invariants builds (pebble's invariants.Enabled) the live Pages
+// are registered, and cow.Check verifies them page by page: every pinned
+// page is AnonExclusive, and each folio's pincount and plain references are
+// exactly those the live Pages hold.
+
+var live struct {
+	mu    sync.Mutex
+	pages map[*Pages]struct{}
+}
+
+func init() {
+	live.pages = map[*Pages]struct{}{}
+	cow.RegisterChecker(checkPins)
+}
+
+func track(p *Pages) {
+	live.mu.Lock()
+	live.pages[p] = struct{}{}
+	live.mu.Unlock()
+}
+
+func untrack(p *Pages) {
+	live.mu.Lock()
+	delete(live.pages, p)
+	live.mu.Unlock()
+}
+
+func checkPins(a *folio.Arena) error {
+	live.mu.Lock()
+	defer live.mu.Unlock()
+	pins, gets := map[folio.PFN]int{}, map[folio.PFN]int{}
+	for p := range live.pages {
+		if p.a != a {
+			continue
+		}
+		for _, r := range p.runs {
+			if r.zero {
+				continue
+			}
+			if !p.pin {
+				gets[r.head] += r.n
+				continue
+			}
+			pins[r.head] += r.n
+			for k := range r.n {
+				if pfn := r.pfn + folio.PFN(k); !a.PageAnonExclusive(pfn) {
+					return fmt.Errorf("pin: page %#x is pinned but not AnonExclusive", uint64(pfn))
+				}
+			}
+		}
+	}
+	var err error
+	a.ForEachFolio(func(head folio.PFN, order int) bool {
+		ref, mapc, pc := a.FolioRef(head), a.FolioMapcount(head), a.FolioPincount(head)
+		switch {
+		case pc != pins[head]:
+			err = fmt.Errorf("pin: folio %#x has pincount %d, the live pins hold %d", uint64(head), pc, pins[head])
+		case ref-mapc-pc != gets[head]:
+			err = fmt.Errorf("pin: folio %#x has %d references beyond mappings and pins, the live Gets hold %d",
+				uint64(head), ref-mapc-pc, gets[head])
+		}
+		return err == nil
+	})
+	return err
+}
