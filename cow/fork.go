@@ -18,6 +18,23 @@ import (
 // and the child is isolated. Regions advised DontFork are left out,
 // WipeOnFork ones come out empty.
 func (s *Space) Fork() (*Space, error) {
+	child, err := s.fork()
+	if err != nil {
+		if child != nil {
+			// Only now, with the parent's map lock dropped: a deferred
+			// split that owns the child's lock may be waiting for the
+			// parent's (it locks owners in mm id order).
+			child.Close()
+		}
+		return nil, err
+	}
+	s.cnt.forks.Add(1)
+	return child, nil
+}
+
+// fork does Fork's work under the map lock. On error it returns the child
+// half built, or nil.
+func (s *Space) fork() (*Space, error) {
 	err := s.lockForWrite()
 	defer s.mapLock.Unlock()
 	if err != nil {
@@ -31,12 +48,7 @@ func (s *Space) Fork() (*Space, error) {
 	testhook.Run(testhook.ForkBeforeCopy)
 	err = s.copyRegionsLocked(child)
 	s.unquiesce()
-	if err != nil {
-		child.Close()
-		return nil, err
-	}
-	s.cnt.forks.Add(1)
-	return child, nil
+	return child, err
 }
 
 // copyRegionsLocked gives child the regions and their mappings.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/anonfolio/anonfolio/cow"
+	"github.com/anonfolio/anonfolio/folio"
 	"github.com/anonfolio/anonfolio/internal/spacetest"
 )
 
@@ -357,4 +358,44 @@ func TestReleaseAfterClose(t *testing.T) {
 		t.Fatalf("Release after Close freed %d pages, want 512", got)
 	}
 	ledgerIs(t, e, 0, 0)
+}
+
+// TestForkOutOfMemory: a Fork that cannot copy a pinned page for the child
+// fails with ErrNoMemory and leaves nothing behind: the parent and the pin
+// as they were, no child, no page, and a Fork succeeds once memory is back.
+func TestForkOutOfMemory(t *testing.T) {
+	e := spacetest.New(t, 4<<20, page)
+	s := e.Space(cow.Options{Orders: cow.Orders()})
+	addr := e.Map(s, 4<<20, cow.ProtRead|cow.ProtWrite)
+	e.Write(s, addr, spacetest.Fill('p', page))
+	p, err := Pin(s, addr, page, Write)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fill the arena (the page tables live outside it).
+	filled := page
+	for ; filled < 4<<20; filled += page {
+		if _, err := s.WriteAt([]byte{'f'}, int64(addr)+int64(filled)); err != nil {
+			if !errors.Is(err, folio.ErrNoMemory) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	if st := e.A.Stats(); st.FreePages != 0 {
+		t.Fatalf("%d pages still free after filling", st.FreePages)
+	}
+	c, err := s.Fork()
+	if !errors.Is(err, folio.ErrNoMemory) || c != nil {
+		t.Fatalf("Fork with no page for the pinned copy: %v, %v; want ErrNoMemory", c, err)
+	}
+	e.Check()
+	writeThrough(p, 0, []byte("pin"))
+	e.Expect(s, addr, []byte("pinppp"))
+	if err := s.Advise(addr+2<<20, 2<<20, cow.DontNeed); err != nil { // give half back
+		t.Fatal(err)
+	}
+	c = e.Fork(s)
+	e.Expect(c, addr, []byte("pinppp"))
+	p.Release()
 }
