@@ -13,7 +13,7 @@ import "unsafe"
 // arena's pages are 8-byte aligned.
 //
 //go:norace
-func copyPage(dst, src []byte) {
+func copyPage(dst, src []byte, _ int) {
 	n := min(len(dst), len(src)) / 8
 	if n == 0 {
 		return

@@ -196,7 +196,7 @@ func (s *Space) copyPinnedPage(child *Space, dst *pte.Leaf, i int, pfn folio.PFN
 	if err != nil {
 		return err
 	}
-	copyPage(s.a.PageBytes(newPage, 1), s.a.PageBytes(pfn, 1))
+	copyPage(s.a.PageBytes(newPage, 1), s.a.PageBytes(pfn, 1), -1)
 	flags := pte.Present | pte.Dirty | pte.Young
 	if r.prot.writable() {
 		flags |= pte.Write

@@ -117,7 +117,7 @@ func (s *Space) wpPageCopy(d *pte.Dir, di int, l *pte.Leaf, i int, orig pte.PTE,
 	}
 	dst := s.a.PageBytes(newPage, 1)
 	if !fromZero && !overwrite {
-		copyPage(dst, s.a.PageBytes(orig.PFN(), 1))
+		copyPage(dst, s.a.PageBytes(orig.PFN(), 1), int(uint64(f.addr)%s.ps))
 	}
 	f.store(dst, s.ps) // the copy is still ours alone
 	testhook.Run(testhook.WPCopyBeforeInstall)
@@ -253,7 +253,8 @@ func (s *Space) wpFolioCopy(d *pte.Dir, di int, l *pte.Leaf, i, start int, e pte
 		}
 		return s.wpPageCopy(d, di, l, i, e, head, f) // keeps our reference
 	}
-	copyPage(s.a.PageBytes(newHead, n), s.a.PageBytes(head, n))
+	hot := (i-start)*int(s.ps) + int(uint64(f.addr)%s.ps) // the retried write lands here
+	copyPage(s.a.PageBytes(newHead, n), s.a.PageBytes(head, n), hot)
 	testhook.Run(testhook.WPCopyBeforeInstall)
 
 	ok := relock(d, di, l) && !l.Shared()
@@ -353,7 +354,7 @@ func (s *Space) hugeCopy(d *pte.Dir, di int, h pte.PTE, flags faultFlags) (bool,
 		d.Unlock()
 		return false, nil
 	}
-	copyPage(s.a.PageBytes(newHead, n), s.a.PageBytes(head, n))
+	copyPage(s.a.PageBytes(newHead, n), s.a.PageBytes(head, n), -1)
 	testhook.Run(testhook.WPCopyBeforeInstall)
 	d.Lock()
 	if !pte.SameMapping(d.Huge(di), h) || s.a.AnyPageAnonExclusive(head, n) {
