@@ -13,6 +13,9 @@ var ErrUnsupported = errors.New("kernel baselines need Linux")
 // Fork is unsupported off Linux.
 func Fork() (time.Duration, error) { return 0, ErrUnsupported }
 
+// ForkHeld is unsupported off Linux.
+func ForkHeld(func()) error { return ErrUnsupported }
+
 // Mapping is unsupported off Linux.
 type Mapping struct{ B []byte }
 
