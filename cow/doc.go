@@ -34,18 +34,32 @@
 // check is exact. That is what lets a reuse ignore this space's own copies in
 // flight: another goroutine of the same space may reuse the page and write
 // it while the copy reads it; the copy then finds its entry changed and is
-// discarded (copyPage is the one go:norace helper, for that benign race).
-// Every other reference (a plain Get, a pin, a lockless reader) stops a
-// reuse, as the kernel's refcount test does.
+// discarded (copyPage is the one helper that reads page contents without
+// synchronisation, for that benign race; see copypage_race.go). The reuse
+// test counts only the copies in flight from before its refcount read to
+// after (copyTable's slots carry a generation), so a copy that ends
+// meanwhile never hides another reference. Every other reference (a plain
+// Get, a pin, a lockless reader) stops a reuse, as the kernel's refcount
+// test does.
 //
 // # Lockless paths
 //
 // ReadAt, WriteAt and (in the pin package) GUP-fast walk the table without
 // a lock: they enter a lockless section, back out if wpSeq is odd or the
-// space is closed, grab the folio (a reference), recheck the entry and undo
-// if it changed. Fork makes wpSeq odd and waits for the sections in flight
-// to drain before it write-protects anything, so a lockless write lands
-// wholly before or after the snapshot. Check quiesces the same way.
+// space is closed, grab the folio (a reference), recheck the entry and that
+// the leaf is still in the space's directory slot (gup_fast's pmd recheck),
+// and undo if either changed. Fork makes wpSeq odd and waits for the
+// sections in flight to drain before it write-protects anything, so a
+// lockless write lands wholly before or after the snapshot (a section ends
+// on a page boundary). Check quiesces the same way.
+//
+// On-demand fork shares leaves without write-protecting them, so a space
+// that drops a shared leaf (a whole-slot DontNeed or Unmap) leaves it as an
+// eager fork would have: write-protected, its pages no longer
+// AnonExclusive. A reader of the dropping space that took a reference
+// through the leaf a moment before then stops the remaining users from
+// reusing the page under it. (Close needs none of this: it quiesces and
+// holds its map lock for writing.)
 //
 // # Lock order
 //
