@@ -9,8 +9,9 @@
 // write on a read-only entry, or a pin of a page that is not AnonExclusive
 // (or in a leaf shared after a fork) sends it to the slow path. Otherwise it
 // grabs the run of pages of one folio the entry starts (a CAS on a non-zero
-// refcount), rechecks the entry, takes one reference per page and, for a
-// pin, the pincount. At the end, if wpSeq moved, a Fork began: every pin it
+// refcount), rechecks the entry and that its leaf is still the space's
+// (gup_fast's pmd recheck), takes one reference per page and, for a pin,
+// the pincount. At the end, if wpSeq moved, a Fork began: every pin it
 // took is undone and the slow path does the work. FastOnly returns
 // ErrFastFailed instead of going on to the slow path, with nothing held.
 //
