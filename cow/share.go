@@ -121,16 +121,33 @@ func (s *Space) dropSharedLeaf(d *pte.Dir, di int, l *pte.Leaf) bool {
 // +checklocks:l.mu
 func (s *Space) wrProtectLeft(l *pte.Leaf) {
 	l.WrProtect(0, l.Len())
+	s.leafFolioBatches(l, func(pfn, _ folio.PFN, n int) bool {
+		s.a.ClearPageAnonExclusive(pfn, n)
+		return true
+	})
+}
+
+// leafFolioBatches calls fn for each batch of l's entries that map
+// consecutive pages of one folio (none entries and the zero page left out),
+// with the batch's first page, its folio and its length, until fn returns
+// false. It reports whether fn never did.
+//
+// Preconditions: l's PTL is held.
+// +checklocks:l.mu
+func (s *Space) leafFolioBatches(l *pte.Leaf, fn func(pfn, head folio.PFN, n int) bool) bool {
 	for i := 0; i < l.Len(); {
 		e := l.GetRaw(i)
 		if e.None() || e.Zero() {
 			i++
 			continue
 		}
-		_, n := s.batchAt(l, i, l.Len(), e, anyFlags)
-		s.a.ClearPageAnonExclusive(e.PFN(), n)
+		head, n := s.batchAt(l, i, l.Len(), e, anyFlags)
+		if !fn(e.PFN(), head, n) {
+			return false
+		}
 		i += n
 	}
+	return true
 }
 
 // moveAccounting moves the accounting of l's folio mappings from this
@@ -139,17 +156,11 @@ func (s *Space) wrProtectLeft(l *pte.Leaf) {
 // Preconditions: l's PTL is held.
 // +checklocks:l.mu
 func (s *Space) moveAccounting(l *pte.Leaf, to folio.MMID) {
-	for i := 0; i < l.Len(); {
-		e := l.GetRaw(i)
-		if e.None() || e.Zero() {
-			i++
-			continue
-		}
-		head, n := s.batchAt(l, i, l.Len(), e, anyFlags)
+	s.leafFolioBatches(l, func(_, head folio.PFN, n int) bool {
 		s.a.FolioAddMapcount(head, n, to)
 		s.a.FolioSubMapcount(head, n, s.mm)
-		i += n
-	}
+		return true
+	})
 }
 
 // shareLeaf installs the parent's leaf l in the child (on-demand fork) and
@@ -180,17 +191,7 @@ func (s *Space) shareLeaf(child *Space, l *pte.Leaf) bool {
 //
 // +checklocks:l.mu
 func (s *Space) leafHasPinned(l *pte.Leaf) bool {
-	for i := 0; i < l.Len(); {
-		e := l.GetRaw(i)
-		if e.None() || e.Zero() {
-			i++
-			continue
-		}
-		head, n := s.batchAt(l, i, l.Len(), e, anyFlags)
-		if s.a.FolioMaybeDMAPinned(head) {
-			return true
-		}
-		i += n
-	}
-	return false
+	return !s.leafFolioBatches(l, func(_, head folio.PFN, _ int) bool {
+		return !s.a.FolioMaybeDMAPinned(head)
+	})
 }
