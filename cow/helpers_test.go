@@ -3,9 +3,11 @@ package cow
 import (
 	"bytes"
 	"errors"
+	"sync/atomic"
 	"testing"
 
 	"github.com/anonfolio/anonfolio/folio"
+	"github.com/anonfolio/anonfolio/internal/testhook"
 )
 
 // config is one folio configuration of the test matrix.
@@ -142,4 +144,19 @@ func wantErr(t testing.TB, err, target error, what string) {
 	if !errors.Is(err, target) {
 		t.Fatalf("%s: got %v, want %v", what, err, target)
 	}
+}
+
+// pauseFirst stops the first goroutine that reaches test hook point p until
+// resume is closed; paused is closed when it gets there. The hook is
+// removed when the test ends.
+func pauseFirst(t *testing.T, p testhook.Point) (paused, resume chan struct{}) {
+	paused, resume = make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	t.Cleanup(testhook.Set(p, func() {
+		if first.CompareAndSwap(false, true) {
+			close(paused)
+			<-resume
+		}
+	}))
+	return paused, resume
 }

@@ -4,7 +4,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,15 +39,7 @@ func TestDropSharedLeafStaleLocklessRead(t *testing.T) {
 				t.Fatal("the leaf is not shared")
 			}
 
-			paused, resume := make(chan struct{}), make(chan struct{})
-			var first atomic.Bool
-			restore := testhook.Set(testhook.LocklessAfterGrab, func() {
-				if first.CompareAndSwap(false, true) {
-					close(paused)
-					<-resume
-				}
-			})
-			defer restore()
+			paused, resume := pauseFirst(t, testhook.LocklessAfterGrab)
 
 			got := make([]byte, 4096)
 			var wg sync.WaitGroup

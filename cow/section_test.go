@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/anonfolio/anonfolio/internal/testhook"
@@ -25,15 +24,7 @@ func TestWriteAtSectionEndsOnPage(t *testing.T) {
 	addr := mustMap(t, s, 2<<20, ProtRead|ProtWrite)
 	write(t, s, addr, fill('o', 2<<20))
 
-	paused, resume := make(chan struct{}), make(chan struct{})
-	var first atomic.Bool
-	restore := testhook.Set(testhook.LocklessAfterGrab, func() {
-		if first.CompareAndSwap(false, true) {
-			close(paused)
-			<-resume
-		}
-	})
-	defer restore()
+	paused, resume := pauseFirst(t, testhook.LocklessAfterGrab)
 
 	var wg sync.WaitGroup
 	wg.Add(2)

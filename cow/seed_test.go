@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/anonfolio/anonfolio/internal/testhook"
@@ -45,15 +44,7 @@ func seedScenario(t *testing.T, order int, protect bool) {
 	before, _ := entry(A, P)
 	B := e.fork(A)
 
-	var paused, resume = make(chan struct{}), make(chan struct{})
-	var first atomic.Bool
-	restore := testhook.Set(testhook.WPCopyUnlocked, func() {
-		if first.CompareAndSwap(false, true) {
-			close(paused)
-			<-resume
-		}
-	})
-	defer restore()
+	paused, resume := pauseFirst(t, testhook.WPCopyUnlocked)
 
 	var wg sync.WaitGroup
 	wg.Add(1)
