@@ -324,6 +324,36 @@ func (s *Space) Protect(addr Addr, length int, prot Prot) error {
 	return nil
 }
 
+// WriteProtect makes the pages mapped in [addr, addr+length) read-only
+// while their regions stay as they are, as a soft-dirty reset does
+// (writing 4 to /proc/pid/clear_refs) and as userfaultfd's write-protect
+// does: the next write to each page faults. A page keeps AnonExclusive, so
+// that fault reuses it in place and a pin on it stays coherent; a shared
+// page is copied as before. The range must be mapped (ErrFault otherwise);
+// regions that are not writable are left alone.
+func (s *Space) WriteProtect(addr Addr, length int) error {
+	if err := s.checkRange(addr, length); err != nil {
+		return err
+	}
+	err := s.lockForWrite()
+	defer s.mapLock.Unlock()
+	if err != nil {
+		return err
+	}
+	end := addr + Addr(length)
+	if !s.coveredLocked(addr, end) {
+		return fmt.Errorf("%w: WriteProtect of %#x+%#x covers unmapped addresses", ErrFault, uint64(addr), length)
+	}
+	lo, hi := s.spanLocked(addr, end)
+	for _, r := range s.regions[lo:hi] {
+		if r.prot.writable() {
+			s.changeProtRange(r.start, r.end, r.prot&^ProtWrite)
+		}
+	}
+	s.mergeLocked() // undo spanLocked's splits: no region changed
+	return nil
+}
+
 // Remap moves the pages of [old, old+length) to [new, new+length), like
 // mremap(MREMAP_MAYMOVE|MREMAP_FIXED): whatever was mapped at new is
 // unmapped first, the old range must lie within one region, and the two
