@@ -43,21 +43,20 @@ func BenchmarkPin(b *testing.B) {
 	floor := pinFloor(b)
 	for _, fs := range folioSizes {
 		for _, m := range []struct {
-			name    string
-			flags   Flags
-			pin     bool
-			tryFast bool
+			name  string
+			flags Flags
+			pin   bool
 		}{
-			{"fast", FastOnly | Write, true, true},
-			{"fastRO", FastOnly, true, true},
-			{"getFast", FastOnly, false, true},
-			{"slow", Write, true, false},
+			{"fast", FastOnly | Write, true},
+			{"fastRO", FastOnly, true},
+			{"getFast", FastOnly, false},
+			{"slow", SlowOnly | Write, true},
 		} {
 			b.Run(fs.name+"/"+m.name, func(b *testing.B) {
 				s, addr, n := benchSpace(b, fs.order)
 				b.ResetTimer()
 				for range b.N {
-					p, err := takeVia(s, addr, n, m.flags, m.pin, m.tryFast)
+					p, err := take(s, addr, n, m.flags, m.pin)
 					if err != nil {
 						b.Fatal(err)
 					}

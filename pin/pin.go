@@ -24,8 +24,14 @@ const (
 	// FastOnly (FOLL_FAST_ONLY): never fault or take a lock: fail with
 	// ErrFastFailed instead, holding nothing.
 	FastOnly
+	// SlowOnly never tries the lockless walk: it takes the map lock at once
+	// and faults as needed, as pin_user_pages and get_user_pages do (the
+	// kernel's "GUP" as against "GUP-fast"). The result is the same; it is
+	// for callers that know the range needs faulting, and for tests that
+	// must exercise the locked path. FastOnly|SlowOnly is ErrInvalid.
+	SlowOnly
 
-	allFlags = Write | Longterm | FastOnly
+	allFlags = Write | Longterm | FastOnly | SlowOnly
 )
 
 // ErrFastFailed: FastOnly was given and the fast path could not take the
@@ -71,18 +77,12 @@ func Get(s *cow.Space, addr cow.Addr, length int, flags Flags) (*Pages, error) {
 }
 
 func take(s *cow.Space, addr cow.Addr, length int, flags Flags, pin bool) (*Pages, error) {
-	return takeVia(s, addr, length, flags, pin, true)
-}
-
-// takeVia is take, with the fast path tried first only if tryFast (the
-// benchmarks of the slow path turn it off).
-func takeVia(s *cow.Space, addr cow.Addr, length int, flags Flags, pin, tryFast bool) (*Pages, error) {
 	switch {
 	case s == nil:
 		return nil, fmt.Errorf("%w: nil space", cow.ErrInvalid)
 	case length <= 0:
 		return nil, fmt.Errorf("%w: length %d", cow.ErrInvalid, length)
-	case flags&^allFlags != 0:
+	case flags&^allFlags != 0, flags&(FastOnly|SlowOnly) == FastOnly|SlowOnly:
 		return nil, fmt.Errorf("%w: flags %#x", cow.ErrInvalid, uint(flags))
 	case uint64(addr) >= 1<<pte.VABits || uint64(length) > 1<<pte.VABits-uint64(addr):
 		return nil, fmt.Errorf("%w %#x", cow.ErrFault, uint64(addr))
@@ -100,7 +100,7 @@ func takeVia(s *cow.Space, addr cow.Addr, length int, flags Flags, pin, tryFast 
 	p := &Pages{a: s.Arena(), pin: pin, flags: flags}
 	p.runs = p.run0[:0]
 	done := 0
-	if tryFast {
+	if flags&SlowOnly == 0 {
 		done = p.fast(s, cow.Addr(first), total, want)
 	}
 	if done < total {

@@ -302,6 +302,7 @@ func TestErrors(t *testing.T) {
 		{"zero length", func() (*Pages, error) { return Pin(s, addr, 0, 0) }, cow.ErrInvalid},
 		{"negative length", func() (*Pages, error) { return Get(s, addr, -1, 0) }, cow.ErrInvalid},
 		{"unknown flag", func() (*Pages, error) { return Pin(s, addr, 1, 1<<7) }, cow.ErrInvalid},
+		{"FastOnly|SlowOnly", func() (*Pages, error) { return Pin(s, addr, 1, FastOnly|SlowOnly) }, cow.ErrInvalid},
 		{"nil space", func() (*Pages, error) { return Pin(nil, addr, 1, 0) }, cow.ErrInvalid},
 		{"no mapping", func() (*Pages, error) { return Pin(s, addr+16<<20, 1, 0) }, cow.ErrFault},
 		{"past the address space", func() (*Pages, error) { return Pin(s, 1<<47-1, 2, 0) }, cow.ErrFault},
