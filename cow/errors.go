@@ -18,6 +18,10 @@ var (
 	ErrInvalid = errors.New("cow: invalid argument")
 	// ErrClosed: the space was closed.
 	ErrClosed = errors.New("cow: space closed")
+	// ErrBusy: Advise(Collapse) found pages it may not move: pinned, or
+	// referenced by someone other than their mappings (a Get, a copy or a
+	// read in flight). Like MADV_COLLAPSE's EAGAIN: a later try may work.
+	ErrBusy = errors.New("cow: pages pinned or referenced")
 )
 
 func faultErr(addr Addr) error { return fmt.Errorf("%w %#x", ErrFault, uint64(addr)) }
@@ -38,3 +42,6 @@ func invalid(format string, args ...any) error {
 // checklocks from inferring that the variable is guarded by the map lock
 // (it is only read under it).
 func closedErr() error { return ErrClosed }
+
+// busyErr returns ErrBusy, for the same reason.
+func busyErr() error { return ErrBusy }

@@ -26,6 +26,7 @@ type Stats struct {
 	Faults          uint64 // faults handled (locked slow path)
 	LeafShares      uint64 // page-table leaves Fork shared with a child instead of copying (on-demand fork)
 	LeafUnshares    uint64 // shared leaves this space took a private copy of, on its first change
+	Collapsed       uint64 // PMD-order folios Advise(Collapse) made (thp_collapse_alloc)
 
 	Resident       int64 // pages this space maps now (its RSS; the zero page not counted)
 	PageTableBytes int64 // memory of this space's page tables
@@ -49,6 +50,7 @@ type counters struct {
 	faults          atomic.Uint64
 	leafShares      atomic.Uint64
 	leafUnshares    atomic.Uint64
+	collapsed       atomic.Uint64
 	resident        atomic.Int64
 }
 
@@ -74,6 +76,7 @@ func (s *Space) Stats() Stats {
 	st.Faults = c.faults.Load()
 	st.LeafShares = c.leafShares.Load()
 	st.LeafUnshares = c.leafUnshares.Load()
+	st.Collapsed = c.collapsed.Load()
 	st.Resident = c.resident.Load()
 	_, _, st.PageTableBytes = s.table.Stats()
 	s.mapLock.RLock()

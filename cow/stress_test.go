@@ -3,6 +3,7 @@ package cow
 import (
 	"encoding/binary"
 	"errors"
+	"github.com/anonfolio/anonfolio/folio"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -168,10 +169,18 @@ func (st *stress) round(d time.Duration) {
 		ignore(ss.s.Close())
 		time.Sleep(2 * time.Millisecond)
 	})
-	worker(40, func(rng *rand.Rand) { // zapper: drops pages, splits, protects
+	worker(40, func(rng *rand.Rand) { // zapper: drops pages, splits, protects, collapses
 		ss := st.pick(rng)
 		off := Addr(rng.IntN(stressRegion/4096-8)) * 4096
-		switch rng.IntN(4) {
+		switch rng.IntN(6) {
+		case 4:
+			// A read in flight may hold a folio (ErrBusy), and the small
+			// arena may have no free 2 MiB block: both correct answers.
+			if err := ss.s.Advise(st.addr, stressRegion, Collapse); !errors.Is(err, ErrBusy) && !errors.Is(err, folio.ErrNoMemory) {
+				ignore(err)
+			}
+		case 5:
+			ignore(ss.s.WriteProtect(st.addr+off, 8*4096))
 		case 0:
 			ignore(ss.s.Advise(st.addr+off, 8*4096, DontNeed))
 		case 1:

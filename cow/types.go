@@ -131,6 +131,12 @@ const (
 	WipeOnFork
 	// KeepOnFork undoes WipeOnFork.
 	KeepOnFork
+	// Collapse (MADV_COLLAPSE) copies the pages of each PMD-aligned,
+	// PMD-sized part of the range that lies within one region into one
+	// new PMD-order folio mapped by a huge entry, exclusive to this space;
+	// pages shared with other spaces stay theirs. Parts holding a pinned or
+	// otherwise referenced folio are left as they were (ErrBusy).
+	Collapse
 )
 
 func (a Advice) String() string {
@@ -145,6 +151,8 @@ func (a Advice) String() string {
 		return "WipeOnFork"
 	case KeepOnFork:
 		return "KeepOnFork"
+	case Collapse:
+		return "Collapse"
 	}
 	return fmt.Sprintf("Advice(%d)", int(a))
 }

@@ -410,6 +410,17 @@ func (s *Space) Advise(addr Addr, length int, advice Advice) error {
 		s.zapRange(addr, end)
 		return nil
 	}
+	if advice == Collapse {
+		err := s.lockForWrite()
+		defer s.mapLock.Unlock()
+		if err != nil {
+			return err
+		}
+		if !s.coveredLocked(addr, end) {
+			return fmt.Errorf("%w: Advise of %#x+%#x covers unmapped addresses", ErrFault, uint64(addr), length)
+		}
+		return s.collapse(addr, end)
+	}
 	var set, clear regionFlags
 	switch advice {
 	case DontFork:
