@@ -295,3 +295,72 @@ func (tc *tcase) mprotectRoundTrip(mem cow.Addr, size int) {
 	tc.must(tc.s.Protect(mem, size, cow.ProtRead))
 	tc.must(tc.s.Protect(mem, size, cow.ProtRead|cow.ProtWrite))
 }
+
+// anonTHPTestCases is cow.c's anon_thp_test_cases[]: each runs on a
+// PMD-mapped THP, PTE-maps it and collapses it again (MADV_COLLAPSE, here
+// Advise(Collapse)) before or after a fork, with all, the lower or the upper
+// half of it shared with the child.
+var anonTHPTestCases = []testCase{
+	{"Basic COW after fork() when collapsing before fork()", func(tc *tcase, mem cow.Addr, size int) { tc.thpCollapse(mem, size, collapseUnshared) }},
+	{"Basic COW after fork() when collapsing after fork() (fully shared)", func(tc *tcase, mem cow.Addr, size int) { tc.thpCollapse(mem, size, collapseFullyShared) }},
+	{"Basic COW after fork() when collapsing after fork() (lower shared)", func(tc *tcase, mem cow.Addr, size int) { tc.thpCollapse(mem, size, collapseLowerShared) }},
+	{"Basic COW after fork() when collapsing after fork() (upper shared)", func(tc *tcase, mem cow.Addr, size int) { tc.thpCollapse(mem, size, collapseUpperShared) }},
+}
+
+// anonTHPCollapseTest is test_anon_thp_collapse's variant.
+type anonTHPCollapseTest int
+
+const (
+	collapseUnshared    anonTHPCollapseTest = iota // ANON_THP_COLLAPSE_UNSHARED
+	collapseFullyShared                            // ANON_THP_COLLAPSE_FULLY_SHARED
+	collapseLowerShared                            // ANON_THP_COLLAPSE_LOWER_SHARED
+	collapseUpperShared                            // ANON_THP_COLLAPSE_UPPER_SHARED
+)
+
+// thpCollapse is do_test_anon_thp_collapse: the child takes its snapshot of
+// the shared part, the parent collapses (before the fork, or after it with
+// DONTFORK undone so that the regions merge), overwrites mem, and the child
+// must still read its snapshot: exclusivity carried right through the
+// collapse.
+func (tc *tcase) thpCollapse(mem cow.Addr, size int, test anonTHPCollapseTest) {
+	e, s, ps := tc.e, tc.s, tc.ps
+	half := cow.Addr(size / 2)
+	tc.must(s.Protect(mem+cow.Addr(ps), ps, cow.ProtRead)) // PTE-map the THP
+	tc.must(s.Protect(mem+cow.Addr(ps), ps, cow.ProtRead|cow.ProtWrite))
+	childMem, childSize := mem, size
+	switch test {
+	case collapseUnshared:
+		tc.collapse(mem, size)
+	case collapseLowerShared:
+		tc.must(s.Advise(mem+half, size/2, cow.DontFork))
+		childSize = size / 2
+	case collapseUpperShared:
+		tc.must(s.Advise(mem, size/2, cow.DontFork))
+		childMem, childSize = mem+half, size/2
+	}
+	child := tc.fork()
+	old := e.Read(child, childMem, childSize)
+	switch test {
+	case collapseLowerShared, collapseUpperShared:
+		tc.must(s.Advise(mem, size, cow.DoFork))
+		fallthrough
+	case collapseFullyShared:
+		tc.collapse(mem, size)
+	}
+	e.Write(s, mem, spacetest.Fill(0xff, size))
+	e.Check()
+	if got := e.Read(child, childMem, childSize); !bytes.Equal(got, old) {
+		tc.t.Fatalf("Leak from parent into child: the child reads %q…", spacetest.Head(got))
+	}
+	tc.must(child.Close())
+}
+
+// collapse is MADV_COLLAPSE of [mem, mem+size), which must leave it
+// PMD-mapped (the kernel skips the test if the collapse fails; here it
+// cannot fail).
+func (tc *tcase) collapse(mem cow.Addr, size int) {
+	tc.must(tc.s.Advise(mem, size, cow.Collapse))
+	if m, _ := tc.s.Pagemap(mem); !m.Huge {
+		tc.t.Fatalf("MADV_COLLAPSE left %+v", m)
+	}
+}

@@ -94,6 +94,14 @@ func TestCowC(t *testing.T) {
 					})
 				}
 			}
+			if *cowcFull || ps<<pmd <= 32<<20 {
+				for _, c := range anonTHPTestCases {
+					line(t, c.desc, ps, pmd, func(tc *tcase) {
+						mem, size := runWithTHP(tc, ps<<pmd, thpPMD)
+						c.fn(tc, mem, size)
+					})
+				}
+			}
 			for _, c := range nonAnonTestCases {
 				line(t, c.desc+" with shared zeropage", ps, 0, func(tc *tcase) {
 					mem, smem := runWithZeroPage(tc)
