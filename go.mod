@@ -4,5 +4,6 @@ go 1.26.8
 
 require (
 	github.com/klauspost/cpuid/v2 v2.4.2
+	github.com/zeebo/xxh3 v1.1.0
 	golang.org/x/sys v0.50.0
 )
