@@ -68,8 +68,8 @@ func (s *Store) load(r io.Reader, hdr []byte, m *meta) error {
 	if n, err := io.ReadFull(r, tr[:]); err != nil {
 		return readErr(err, in.n+int64(n))
 	}
-	if got, want := binary.LittleEndian.Uint32(tr[:]), in.crc.Sum32(); got != want || string(tr[8:]) != trailerMagic {
-		return corrupt("image checksum %#08x, want %#08x", got, want)
+	if got, want := binary.LittleEndian.Uint32(tr[:]), in.crc.Sum32(); got != want || binary.LittleEndian.Uint32(tr[4:]) != 0 || string(tr[8:]) != trailerMagic {
+		return corrupt("trailer: checksum %#08x, want %#08x (or a bad trailer)", got, want)
 	}
 	if err := s.validate(m); err != nil {
 		return err
