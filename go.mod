@@ -7,3 +7,5 @@ require (
 	github.com/zeebo/xxh3 v1.1.0
 	golang.org/x/sys v0.50.0
 )
+
+require github.com/tidwall/btree v1.8.2
