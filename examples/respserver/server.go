@@ -135,7 +135,7 @@ func (s *server) handle(c net.Conn) {
 var arity = map[string]int{
 	"PING": -1, "GET": 2, "SET": 3, "DEL": -2, "EXISTS": -2, "INCR": 2, "MGET": -2, "MSET": -3,
 	"DBSIZE": 1, "FLUSHALL": -1, "INFO": -1, "SAVE": 1, "BGSAVE": -1, "LASTSAVE": 1,
-	"QUIT": 1, "COMMAND": -1, "CONFIG": -2, "SELECT": 2,
+	"QUIT": 1, "ECHO": 2, "COMMAND": -1, "CONFIG": -2, "SELECT": 2,
 }
 
 // exec runs one command and writes its reply; it reports whether the
@@ -160,6 +160,8 @@ func (s *server) exec(w replyWriter, args [][]byte) bool {
 		} else {
 			w.simple("PONG")
 		}
+	case "ECHO":
+		w.bulk(args[1])
 	case "QUIT":
 		w.simple("OK")
 		return true
