@@ -26,19 +26,26 @@ type server struct {
 
 	writeMu sync.Mutex
 
-	saveMu     sync.Mutex
-	bgsaving   bool  // (saveMu)
-	lastSaveAt int64 // unix seconds of the last successful save, or the start (saveMu)
+	saveMu sync.Mutex
+	// +checklocks:saveMu
+	bgsaving bool
+	// +checklocks:saveMu
+	lastSaveAt int64 // unix seconds of the last successful save, or the start
 
-	commands, conns atomic.Int64
+	commands atomic.Int64 // commands run
+	conns    atomic.Int64 // connections accepted
 
-	mu       sync.Mutex
-	ln       net.Listener
-	open     map[net.Conn]struct{}
-	wg       sync.WaitGroup
-	closed   bool
+	connMu sync.Mutex
+	// +checklocks:connMu
+	ln net.Listener
+	// +checklocks:connMu
+	open map[net.Conn]struct{}
+	// +checklocks:connMu
+	closed bool
+
+	wg       sync.WaitGroup // connection handlers
+	bgsaveWG sync.WaitGroup // the background save
 	logf     func(format string, args ...any)
-	bgsaveWG sync.WaitGroup
 }
 
 func newServer(st *store.Store, dump string) *server {
@@ -49,29 +56,29 @@ func newServer(st *store.Store, dump string) *server {
 
 // serve accepts connections on ln until close.
 func (s *server) serve(ln net.Listener) error {
-	s.mu.Lock()
+	s.connMu.Lock()
 	s.ln = ln
-	s.mu.Unlock()
+	s.connMu.Unlock()
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			s.mu.Lock()
+			s.connMu.Lock()
 			closed := s.closed
-			s.mu.Unlock()
+			s.connMu.Unlock()
 			if closed {
 				return nil
 			}
 			return err
 		}
-		s.mu.Lock()
+		s.connMu.Lock()
 		if s.closed {
-			s.mu.Unlock()
+			s.connMu.Unlock()
 			c.Close()
 			return nil
 		}
 		s.open[c] = struct{}{}
 		s.wg.Add(1)
-		s.mu.Unlock()
+		s.connMu.Unlock()
 		s.conns.Add(1)
 		go s.handle(c)
 	}
@@ -80,7 +87,7 @@ func (s *server) serve(ln net.Listener) error {
 // close stops accepting, closes every connection and waits for them and
 // for a background save.
 func (s *server) close() {
-	s.mu.Lock()
+	s.connMu.Lock()
 	s.closed = true
 	if s.ln != nil {
 		s.ln.Close()
@@ -88,19 +95,22 @@ func (s *server) close() {
 	for c := range s.open {
 		c.Close()
 	}
-	s.mu.Unlock()
+	s.connMu.Unlock()
 	s.wg.Wait()
 	s.bgsaveWG.Wait()
 }
 
+// forget closes c and drops it from the open connections.
+func (s *server) forget(c net.Conn) {
+	c.Close()
+	s.connMu.Lock()
+	delete(s.open, c)
+	s.connMu.Unlock()
+	s.wg.Done()
+}
+
 func (s *server) handle(c net.Conn) {
-	defer func() {
-		c.Close()
-		s.mu.Lock()
-		delete(s.open, c)
-		s.mu.Unlock()
-		s.wg.Done()
-	}()
+	defer s.forget(c)
 	r := bufio.NewReaderSize(c, 64<<10)
 	w := replyWriter{bufio.NewWriterSize(c, 64<<10)}
 	for {
@@ -173,38 +183,12 @@ func (s *server) exec(w replyWriter, args [][]byte) bool {
 		err := s.st.Put(args[1], args[2])
 		s.writeMu.Unlock()
 		s.ok(w, err)
-	case "DEL", "EXISTS":
-		var n int64
-		if name == "DEL" {
-			s.writeMu.Lock()
-		}
-		for _, k := range args[1:] {
-			var ok bool
-			var err error
-			if name == "DEL" {
-				ok, err = s.st.Delete(k)
-			} else {
-				_, err = s.st.Get(k)
-				ok = err == nil
-				if errors.Is(err, store.ErrNotFound) {
-					err = nil
-				}
-			}
-			if err != nil {
-				if name == "DEL" {
-					s.writeMu.Unlock()
-				}
-				w.err("ERR " + err.Error())
-				return false
-			}
-			if ok {
-				n++
-			}
-		}
-		if name == "DEL" {
-			s.writeMu.Unlock()
-		}
-		w.int(n)
+	case "DEL":
+		n, err := s.del(args[1:])
+		s.reply(w, n, err)
+	case "EXISTS":
+		n, err := s.exists(args[1:])
+		s.reply(w, n, err)
 	case "INCR":
 		s.writeMu.Lock()
 		n, err := s.incr(args[1])
@@ -278,6 +262,47 @@ func (s *server) exec(w replyWriter, args [][]byte) bool {
 		w.array(0)
 	}
 	return false
+}
+
+// del deletes keys, returning how many there were.
+func (s *server) del(keys [][]byte) (int64, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	var n int64
+	for _, k := range keys {
+		ok, err := s.st.Delete(k)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// exists counts the keys that are there.
+func (s *server) exists(keys [][]byte) (int64, error) {
+	var n int64
+	for _, k := range keys {
+		_, err := s.st.Get(k)
+		switch {
+		case err == nil:
+			n++
+		case !errors.Is(err, store.ErrNotFound):
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// reply writes an integer reply, or the error.
+func (s *server) reply(w replyWriter, n int64, err error) {
+	if err != nil {
+		w.err("ERR " + err.Error())
+		return
+	}
+	w.int(n)
 }
 
 // value replies with a Get's result.

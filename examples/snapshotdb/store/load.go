@@ -52,6 +52,8 @@ func Load(r io.Reader, opts Options) (*Store, error) {
 // load reads the index and slab of m into the new store s, checks them,
 // and makes m the store's header.
 func (s *Store) load(r io.Reader, hdr []byte, m *meta) error {
+	s.mu.Lock() // nobody else has the store yet: this is for the annotations
+	defer s.mu.Unlock()
 	if m.slabTop > s.slabLimit {
 		return fmt.Errorf("%w: a slab of %d bytes does not fit the arena's %d", ErrTooLarge, m.slabTop, s.slabLimit)
 	}
@@ -89,6 +91,8 @@ type imageReader struct {
 // straight into its memory: each window is pinned writable (the store is
 // not yet shared, no Fork can copy the pinned pages), read into and
 // released.
+//
+// +checklocks:s.mu
 func (s *Store) readRegion(in *imageReader, addr cow.Addr, n uint64) error {
 	for off := uint64(0); off < n; off += s.leaf {
 		p, err := pin.Pin(s.sp, addr+cow.Addr(off), int(min(s.leaf, n-off)), pin.Write)

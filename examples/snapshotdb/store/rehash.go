@@ -10,8 +10,9 @@ import (
 // load of at most one half (never smaller: a rehash at the same size purges
 // the tombstones).
 //
-// The caller holds mu for writing, which keeps Snapshot's Fork out while
-// the new index is pinned.
+// Holding mu keeps Snapshot's Fork out while the new index is pinned.
+//
+// +checklocks:s.mu
 func (s *Store) grow() error {
 	slots := max(indexSlotsFor(int(s.m.count+1)), s.m.slots)
 	if (s.m.count+1)*2 > s.m.slots {
@@ -23,6 +24,8 @@ func (s *Store) grow() error {
 // rehash moves every key into a new index of slots slots. It reads the old
 // index and fills the new one in place, through pins: no ReadAt or WriteAt
 // per slot. On failure the store is unchanged.
+//
+// +checklocks:s.mu
 func (s *Store) rehash(slots uint64) error {
 	n := s.indexBytes(slots)
 	addr, err := s.sp.Map(int(n), cow.ProtRead|cow.ProtWrite)

@@ -98,10 +98,10 @@ func (iw *imageWriter) write(b []byte) error {
 // runs at a time (ErrSaveInProgress). Stats reports its progress, its
 // duration and what it made the store copy.
 func (s *Store) Save(w io.Writer) error {
-	if !s.saveMu.TryLock() {
+	if !s.saving.CompareAndSwap(false, true) {
 		return ErrSaveInProgress
 	}
-	defer s.saveMu.Unlock()
+	defer s.saving.Store(false)
 	start := time.Now()
 	sn, err := s.Snapshot()
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 // allocChunk returns the slab offset of a free chunk of class: the head of
 // the class's free list, else carved from the top.
 //
-// The caller holds mu for writing.
+// +checklocks:s.mu
 func (s *Store) allocChunk(class int) (uint64, error) {
 	if off := s.m.freeHead[class]; off != 0 {
 		var b [8]byte
@@ -34,7 +34,7 @@ func (s *Store) allocChunk(class int) (uint64, error) {
 // to copy a page a snapshot shares; if even that fails the chunk is leaked
 // and counted, the store stays consistent.
 //
-// The caller holds mu for writing.
+// +checklocks:s.mu
 func (s *Store) freeChunk(off uint64, class int) {
 	size := classSizes[class]
 	if off+size == s.m.slabTop {

@@ -50,24 +50,45 @@ type Stats struct {
 
 // statsState is the persistence bookkeeping.
 type statsState struct {
-	mu       sync.Mutex
-	forks    uint64
+	mu sync.Mutex
+	// +checklocks:mu
+	forks uint64
+	// +checklocks:mu
 	lastFork time.Duration
 
-	saving    bool
+	// +checklocks:mu
+	saving bool
+	// +checklocks:mu
 	saveStart time.Time
-	saveKeys  int64
+	// +checklocks:mu
+	saveKeys int64
+	// +checklocks:mu
 	saveBytes int64
-	base      cow.Stats // the store's counters right after the save's Fork
-	cowPeak   int64     // the most memory the snapshots held during the save
+	// +checklocks:mu
+	base cow.Stats // the store's counters right after the save's Fork
+	// +checklocks:mu
+	cowPeak int64 // the most memory the snapshots held during the save
 
-	saves, saveErrors          uint64
-	lastSave                   time.Time
-	lastErr                    error
-	lastDur                    time.Duration
-	lastKeys, lastBytes        int64
-	lastCowPages, lastCowBytes uint64
-	lastCowPeak                int64
+	// +checklocks:mu
+	saves uint64
+	// +checklocks:mu
+	saveErrors uint64
+	// +checklocks:mu
+	lastSave time.Time
+	// +checklocks:mu
+	lastErr error
+	// +checklocks:mu
+	lastDur time.Duration
+	// +checklocks:mu
+	lastKeys int64
+	// +checklocks:mu
+	lastBytes int64
+	// +checklocks:mu
+	lastCowPages uint64
+	// +checklocks:mu
+	lastCowBytes uint64
+	// +checklocks:mu
+	lastCowPeak int64
 }
 
 func (st *statsState) forked(d time.Duration) {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/folio"
@@ -32,21 +33,38 @@ type Store struct {
 	ps    uint64 // page size
 	leaf  uint64 // bytes one page-table leaf maps: the unit of streaming
 
-	metaAddr  cow.Addr
-	slabLimit uint64 // bytes reserved for the slab region
+	metaAddr cow.Addr
+	// slabLimit is the bytes reserved for the slab region.
+	// +checklocks:mu
+	slabLimit uint64
 
-	mu     sync.RWMutex
-	t      tables // index and slab of sp; index moves on a rehash (mu)
-	m      meta   // the live header (mu held for writing to change it)
-	wbuf   []byte // writers' scratch (mu held for writing)
-	hdrBuf []byte // the encoded header (mu held for writing)
-	closed bool   // (mu)
-	leaked uint64 // bytes of chunks lost to a failed free (mu)
+	seed uint64 // the hash seed, m.seed: set before the store is shared
+
+	mu sync.RWMutex
+	// t is the index and slab of sp; the index moves on a rehash.
+	// +checklocks:mu
+	t tables
+	// m is the live header.
+	// +checklocks:mu
+	m meta
+	// wbuf is the writers' scratch.
+	// +checklocks:mu
+	wbuf []byte
+	// hdrBuf is the encoded header.
+	// +checklocks:mu
+	hdrBuf []byte
+	// +checklocks:mu
+	closed bool
+	// leaked counts bytes of chunks lost to a failed free.
+	// +checklocks:mu
+	leaked uint64
 
 	refMu sync.Mutex
-	refs  int // the store and its open snapshots; the arena closes at 0 (refMu)
+	// refs counts the store and its open snapshots; the arena closes at 0.
+	// +checklocks:refMu
+	refs int
 
-	saveMu sync.Mutex // one save at a time
+	saving atomic.Bool // a Save runs: one at a time
 	stats  statsState
 }
 
@@ -82,8 +100,13 @@ func open(opts Options, seed, slots uint64) (*Store, error) {
 		return nil, err
 	}
 	ps := uint64(sp.PageSize())
-	s := &Store{arena: a, sp: sp, ps: ps, leaf: ps * ps / 8, refs: 1,
-		m: newMeta(seed, slots), hdrBuf: make([]byte, headerLen)}
+	s := &Store{arena: a, sp: sp, ps: ps, leaf: ps * ps / 8, seed: seed}
+	s.refMu.Lock()
+	s.refs = 1
+	s.refMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m, s.hdrBuf = newMeta(seed, slots), make([]byte, headerLen)
 	// The slab may grow to the whole arena: the reservation is virtual.
 	s.slabLimit = roundUp(uint64(a.Stats().TotalPages)*ps, s.leaf)
 	rw := cow.ProtRead | cow.ProtWrite
@@ -96,7 +119,7 @@ func open(opts Options, seed, slots uint64) (*Store, error) {
 		err = s.flushMeta()
 	}
 	if err != nil {
-		s.Close()
+		s.closeLocked()
 		return nil, err
 	}
 	s.t.sp, s.t.slots = sp, slots
@@ -114,7 +137,7 @@ func keyHash(seed uint64, key []byte) uint64 { return xxh3.HashSeed(key, seed) }
 
 // flushMeta writes the live header to the meta page.
 //
-// The caller holds mu for writing (or owns the store alone).
+// +checklocks:s.mu
 func (s *Store) flushMeta() error {
 	s.m.encode(s.hdrBuf)
 	_, err := s.sp.WriteAt(s.hdrBuf, int64(s.metaAddr))
@@ -126,14 +149,19 @@ func (s *Store) flushMeta() error {
 // Closing a closed store is a no-op.
 func (s *Store) Close() error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closeLocked()
+}
+
+// closeLocked is Close.
+//
+// +checklocks:s.mu
+func (s *Store) closeLocked() error {
 	if s.closed {
-		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
-	err := s.sp.Close()
-	s.mu.Unlock()
-	return errorsJoin(err, s.unref())
+	return errorsJoin(s.sp.Close(), s.unref())
 }
 
 // ref counts one more user of the arena (a snapshot).
@@ -166,7 +194,7 @@ func (s *Store) Get(key []byte) ([]byte, error) { return s.AppendGet(nil, key) }
 // AppendGet appends the value stored under key to dst (ErrNotFound if
 // there is none): with a dst of enough capacity it does not allocate.
 func (s *Store) AppendGet(dst, key []byte) ([]byte, error) {
-	h := keyHash(s.m.seed, key) // the seed never changes
+	h := keyHash(s.seed, key)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -188,7 +216,7 @@ func (s *Store) Put(key, value []byte) error {
 	if err := checkKV(key, value); err != nil {
 		return err
 	}
-	h := keyHash(s.m.seed, key)
+	h := keyHash(s.seed, key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -249,7 +277,7 @@ func (s *Store) inOnePage(off, size uint64) bool {
 
 // writeItem writes the item {key, value} into the chunk at off.
 //
-// The caller holds mu for writing.
+// +checklocks:s.mu
 func (s *Store) writeItem(off uint64, key, value []byte) error {
 	n := itemHdr + len(key)
 	small := n+len(value) <= 4096
@@ -279,7 +307,7 @@ func (s *Store) writeItem(off uint64, key, value []byte) error {
 
 // Delete removes key, reporting whether it was there.
 func (s *Store) Delete(key []byte) (bool, error) {
-	h := keyHash(s.m.seed, key)
+	h := keyHash(s.seed, key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

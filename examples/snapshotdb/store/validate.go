@@ -16,6 +16,8 @@ const maxProbeWork = 64
 // other slot of the same key before it; live and free chunks never overlap
 // (which also catches a cycle in a free list); the counts match. After it,
 // no operation on the store can read or write outside its chunks.
+//
+// +checklocks:s.mu
 func (s *Store) validate(m *meta) error {
 	le := binary.LittleEndian
 	idx, err := viewOf(s.sp, s.t.index, m.slots*slotSize, false)
