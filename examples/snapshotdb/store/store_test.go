@@ -1,0 +1,227 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/anonfolio/anonfolio/folio"
+)
+
+func TestClassOf(t *testing.T) {
+	for size := uint64(1); size < 1<<20; size += 1 + size/64 {
+		c := classOf(size)
+		if classSizes[c] < size || (c > 0 && classSizes[c-1] >= size) {
+			t.Fatalf("classOf(%d) = %d (%d bytes), previous %d", size, c, classSizes[c], classSizes[max(c-1, 0)])
+		}
+	}
+	if last := classSizes[nClasses-1]; last < itemHdr+MaxKeyLen+MaxValueLen || nClasses > 255 {
+		t.Fatalf("%d classes up to %d bytes", nClasses, last)
+	}
+	if c := classOf(itemHdr + MaxKeyLen + MaxValueLen); c >= nClasses {
+		t.Fatalf("the largest item has class %d of %d", c, nClasses)
+	}
+}
+
+// TestModel runs random Puts, Gets, Deletes and snapshots against a Go
+// map: every answer must match, and every snapshot must keep the state it
+// was taken in while the store goes on.
+func TestModel(t *testing.T) {
+	ops := 20000
+	if testing.Short() {
+		ops = 5000
+	}
+	for _, seed := range []uint64{1, 2} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(seed, 0))
+			s := openTest(t, testOptions())
+			model := map[string]string{}
+			type snap struct {
+				sn    *Snapshot
+				model map[string]string
+			}
+			var snaps []snap
+			keys := 600 // few enough that keys are overwritten and deleted often
+			for i := range ops {
+				k := []byte(fmt.Sprintf("key-%d", r.IntN(keys)))
+				switch op := r.IntN(100); {
+				case op < 50:
+					v := randValue(r, fmt.Sprint(i))
+					if err := s.Put(k, v); err != nil {
+						t.Fatal(err)
+					}
+					model[string(k)] = string(v)
+				case op < 75:
+					ok, err := s.Delete(k)
+					_, want := model[string(k)]
+					if err != nil || ok != want {
+						t.Fatalf("Delete(%q) = %v, %v; want %v", k, ok, err, want)
+					}
+					delete(model, string(k))
+				case op < 99:
+					got, err := s.Get(k)
+					want, ok := model[string(k)]
+					if ok != (err == nil) || (ok && string(got) != want) || (!ok && !errors.Is(err, ErrNotFound)) {
+						t.Fatalf("Get(%q) = %d bytes, %v; want %d bytes, %v", k, len(got), err, len(want), ok)
+					}
+				default:
+					sn, err := s.Snapshot()
+					if err != nil {
+						t.Fatal(err)
+					}
+					snaps = append(snaps, snap{sn, maps.Clone(model)})
+					if len(snaps) > 3 { // keep a few alive, check and close the oldest
+						old := snaps[0]
+						snaps = snaps[1:]
+						if err := sameContents(contents(t, old.sn.Range), old.model); err != nil {
+							t.Fatalf("snapshot: %v", err)
+						}
+						if old.sn.Len() != len(old.model) {
+							t.Fatalf("snapshot Len %d, want %d", old.sn.Len(), len(old.model))
+						}
+						old.sn.Close()
+					}
+				}
+				if s.Len() != len(model) {
+					t.Fatalf("op %d: Len %d, model %d", i, s.Len(), len(model))
+				}
+			}
+			var live []*Snapshot
+			for _, sn := range snaps {
+				live = append(live, sn.sn)
+			}
+			checkStore(t, s, model, live...)
+			if err := sameContents(contents(t, s.Range), model); err != nil {
+				t.Fatal(err)
+			}
+			for _, sn := range snaps {
+				for k, v := range sn.model {
+					got, err := sn.sn.Get([]byte(k))
+					if err != nil || string(got) != v {
+						t.Fatalf("snapshot Get(%q): %v", k, err)
+					}
+				}
+				sn.sn.Close()
+			}
+			if st := s.Stats(); st.LeakedBytes != 0 || st.Keys != int64(len(model)) {
+				t.Fatalf("stats %+v", st)
+			}
+		})
+	}
+}
+
+// TestGrowth fills a store from the smallest index, so that it rehashes
+// many times, then deletes most keys and refills (tombstone purges).
+func TestGrowth(t *testing.T) {
+	s := openTest(t, testOptions())
+	model := map[string]string{}
+	n := 20000
+	if testing.Short() {
+		n = 5000
+	}
+	for i := range n {
+		k, v := fmt.Sprintf("k%d", i), fmt.Sprintf("v%d", i*7)
+		if err := s.Put([]byte(k), []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+		model[k] = v
+	}
+	slots := s.Stats().IndexSlots
+	if slots < int64(n)*4/3 {
+		t.Fatalf("%d keys in %d slots", n, slots)
+	}
+	for i := range n {
+		if i%10 != 0 {
+			k := fmt.Sprintf("k%d", i)
+			if ok, err := s.Delete([]byte(k)); !ok || err != nil {
+				t.Fatal(k, ok, err)
+			}
+			delete(model, k)
+		}
+	}
+	for i := range n { // fresh keys: they land on tombstones and force purges
+		k := fmt.Sprintf("new%d", i)
+		if err := s.Put([]byte(k), []byte(k)); err != nil {
+			t.Fatal(err)
+		}
+		model[k] = k
+	}
+	checkStore(t, s, model)
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	checkStore(t, s, map[string]string{})
+	if err := s.Put([]byte("after"), []byte("flush")); err != nil {
+		t.Fatal(err)
+	}
+	checkStore(t, s, map[string]string{"after": "flush"})
+}
+
+func TestBadInput(t *testing.T) {
+	s := openTest(t, testOptions())
+	if err := s.Put(make([]byte, MaxKeyLen+1), nil); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversized key: %v", err)
+	}
+	if err := s.Put([]byte("k"), make([]byte, MaxValueLen+1)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversized value: %v", err)
+	}
+	// An empty key and an empty value are fine, as in Redis.
+	if err := s.Put(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Get(nil); err != nil || len(v) != 0 {
+		t.Fatalf("Get(empty) = %q, %v", v, err)
+	}
+	// A value larger than the arena is an error, and the store goes on.
+	if err := s.Put([]byte("big"), make([]byte, 80<<20)); !errors.Is(err, folio.ErrNoMemory) {
+		t.Fatalf("value larger than the arena: %v", err)
+	}
+	checkStore(t, s, map[string]string{"": ""})
+	sn, err := s.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := s.Put([]byte("k"), nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Put after Close: %v", err)
+	}
+	if _, err := s.Get([]byte("k")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Get after Close: %v", err)
+	}
+	if _, err := s.Snapshot(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Snapshot after Close: %v", err)
+	}
+	// The snapshot outlives the store.
+	if v, err := sn.Get(nil); err != nil || len(v) != 0 || sn.Len() != 1 {
+		t.Fatalf("snapshot after the store's Close: %q, %v", v, err)
+	}
+	if err := sn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sn.Get(nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Get on a closed snapshot: %v", err)
+	}
+}
+
+func TestAppendGet(t *testing.T) {
+	s := openTest(t, testOptions())
+	val := bytes.Repeat([]byte("v"), 300)
+	s.Put([]byte("k"), val)
+	buf := make([]byte, 2, 1024)
+	copy(buf, "ab")
+	out, err := s.AppendGet(buf, []byte("k"))
+	if err != nil || string(out) != "ab"+string(val) || &out[0] != &buf[0] {
+		t.Fatalf("AppendGet into room: %q, %v", out, err)
+	}
+	key := []byte("k")
+	if n := testing.AllocsPerRun(100, func() { s.AppendGet(buf[:0], key) }); n != 0 {
+		t.Errorf("AppendGet with room allocates %v times", n)
+	}
+	small := []byte("xy")
+	if out, err := s.AppendGet(small, []byte("k")); err != nil || string(out) != "xy"+string(val) {
+		t.Fatalf("AppendGet without room: %q, %v", out, err)
+	}
+}
