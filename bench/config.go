@@ -31,6 +31,9 @@ type Config struct {
 	Workloads []string
 	// Policies to run, by name (see PolicyNames); nil means all.
 	Policies []string
+	// COW lists the COW units the forking workloads run with: "page",
+	// "folio"; nil means both. (The others never copy, so they run once.)
+	COW []string
 	// Kernel adds the workloads run on plain kernel memory (4 KiB pages and
 	// THP) as rows of their own, the baselines of the time ratios.
 	// Default true; set NoKernel to leave them out.
@@ -138,6 +141,11 @@ func (c Config) withDefaults() (Config, error) {
 	for _, w := range c.Workloads {
 		if workloadByName(w) == nil {
 			return c, fmt.Errorf("%w: unknown workload %q", ErrInvalid, w)
+		}
+	}
+	for _, u := range c.COW {
+		if u != "page" && u != "folio" {
+			return c, fmt.Errorf("%w: unknown COW unit %q (page or folio)", ErrInvalid, u)
 		}
 	}
 	for _, p := range c.Policies {

@@ -58,11 +58,13 @@ func PolicyNames() []string {
 func validPolicyName(name string) bool { return slices.Contains(PolicyNames(), name) }
 
 // policies returns the policies to run for names (nil: all) on geometry g:
-// each order set with page COW, and, if folioCOW, with folio COW too.
-func policies(g folio.Geometry, names []string, folioCOW bool) []Policy {
+// each order set with each COW unit of units (nil: both) if forks, with
+// page COW alone otherwise (a workload that never forks never copies).
+func policies(g folio.Geometry, names, units []string, forks bool) []Policy {
 	var ps []Policy
 	for _, unit := range []cow.CopyUnit{cow.CopyPage, cow.CopyFolio} {
-		if unit == cow.CopyFolio && !folioCOW {
+		if forks && units != nil && !slices.Contains(units, copyUnitName(unit)) ||
+			!forks && unit != cow.CopyPage {
 			continue
 		}
 		for _, o := range orderSets {

@@ -98,7 +98,7 @@ func Run(cfg Config) (*Report, error) {
 		ContOrder: g.ContOrder, PMDOrder: g.PMDOrder, Geometry: g.String(), Race: a.Stats().Backing != "mmap",
 	}
 	for _, w := range ws {
-		for _, p := range policies(g, cfg.Policies, w.Forks) {
+		for _, p := range policies(g, cfg.Policies, cfg.COW, w.Forks) {
 			r, err := measureSpace(&cfg, a, w, p)
 			if err != nil {
 				return nil, err
@@ -283,7 +283,7 @@ var forkScalePolicies = []string{"4KiB", "64KiB", "2MiB", "default"}
 // fork-scale fraction of Size resident.
 func forkScale(cfg *Config, a *folio.Arena, g folio.Geometry) ([]ForkPoint, error) {
 	var pts []ForkPoint
-	for _, p := range policies(g, cfg.Policies, false) {
+	for _, p := range policies(g, cfg.Policies, nil, false) {
 		if !slices.Contains(forkScalePolicies, p.Name) {
 			continue
 		}
