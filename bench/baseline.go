@@ -52,6 +52,14 @@ type Baselines struct {
 	KernelForkBySize []ForkPoint `json:"kernel_fork_by_size"`
 }
 
+// The kernel's fork entry points. Tests replace them to see a host where
+// fork() fails (qemu-user may refuse the raw clone): its baselines are
+// then reported unavailable and the rest of the run goes on.
+var (
+	kernelFork1    = kernel.Fork
+	kernelForkHeld = kernel.ForkHeld
+)
+
 // bandwidthBlocks are the block sizes of the memclr and memmove baselines.
 var bandwidthBlocks = []int{4 << 10, 64 << 10, 2 << 20}
 
@@ -190,7 +198,7 @@ func kernelFork(size int, huge bool) Baseline {
 	m.Touch()
 	var lat []time.Duration
 	for range forkSamples {
-		d, err := kernel.Fork()
+		d, err := kernelFork1()
 		if err != nil {
 			return failed(unit, fmt.Errorf("fork() unavailable here: %w", err))
 		}
@@ -213,7 +221,7 @@ func kernelCOW(size int) Baseline {
 	bestNs := 0.0
 	for range 2 {
 		var d time.Duration
-		if err := kernel.ForkHeld(func() {
+		if err := kernelForkHeld(func() {
 			start := time.Now()
 			m.Touch()
 			d = time.Since(start)

@@ -87,7 +87,7 @@ func (k kernelMemory) forkRound(body func(child io.ReaderAt) error) (time.Durati
 	var lat time.Duration
 	var berr error
 	start := time.Now()
-	err := kernel.ForkHeld(func() {
+	err := kernelForkHeld(func() {
 		lat = time.Since(start) // the clone, plus a pipe and two sigprocmasks
 		berr = body(k)
 	})

@@ -57,6 +57,10 @@ func PolicyNames() []string {
 
 func validPolicyName(name string) bool { return slices.Contains(PolicyNames(), name) }
 
+// Policies returns every policy on geometry g: each order set with page
+// COW, then each with folio COW.
+func Policies(g folio.Geometry) []Policy { return policies(g, nil, nil, true) }
+
 // policies returns the policies to run for names (nil: all) on geometry g:
 // each order set with each COW unit of units (nil: both) if forks, with
 // page COW alone otherwise (a workload that never forks never copies).

@@ -180,7 +180,7 @@ func repeat(cfg *Config, once func() (Result, error)) (Result, error) {
 func measureSpace(cfg *Config, a *folio.Arena, w Workload, p Policy) (Result, error) {
 	cfg.progress("%-10s %-16s", w.Name, p.Name)
 	return repeat(cfg, func() (Result, error) {
-		r, err := RunOnSpace(cfg, a, w, p)
+		r, err := runOnSpace(cfg, a, w, p, nil)
 		if err != nil {
 			return r, fmt.Errorf("bench: %s under %s: %w", w.Name, p.Name, err)
 		}
@@ -189,9 +189,20 @@ func measureSpace(cfg *Config, a *folio.Arena, w Workload, p Policy) (Result, er
 }
 
 // RunOnSpace runs workload w once under policy p on a new space of arena
-// a (with cfg's defaults applied by the caller) and returns its result.
-// The space is closed before it returns.
-func RunOnSpace(cfg *Config, a *folio.Arena, w Workload, p Policy) (Result, error) {
+// a, which must have room for twice cfg.Size, and returns its result with
+// no ratios (they need the baselines of Run). The space is closed before it
+// returns.
+func RunOnSpace(cfg Config, a *folio.Arena, w Workload, p Policy) (Result, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return Result{}, err
+	}
+	return runOnSpace(&cfg, a, w, p, nil)
+}
+
+// runOnSpace is RunOnSpace with a hook that sees the space and the
+// region's address after the workload, before the space is closed.
+func runOnSpace(cfg *Config, a *folio.Arena, w Workload, p Policy, inspect func(*cow.Space, cow.Addr)) (Result, error) {
 	r := Result{Workload: w.Name, Policy: p.Name, Orders: p.Orders.String(), CopyUnit: copyUnitName(p.CopyUnit)}
 	s, err := cow.NewSpace(a, cow.Options{Orders: p.Orders, CopyUnit: p.CopyUnit})
 	if err != nil {
@@ -230,6 +241,9 @@ func RunOnSpace(cfg *Config, a *folio.Arena, w Workload, p Policy) (Result, erro
 		return r, err
 	}
 	r.Digest = mix(wr.digest, sample)
+	if inspect != nil {
+		inspect(s, addr)
+	}
 	return r, s.Close()
 }
 

@@ -20,6 +20,9 @@ type Workload struct {
 // Workloads returns every workload, in the order they run.
 func Workloads() []Workload { return workloads }
 
+// WorkloadByName returns the workload called name, or nil.
+func WorkloadByName(name string) *Workload { return workloadByName(name) }
+
 func workloadByName(name string) *Workload {
 	for i := range workloads {
 		if workloads[i].Name == name {
@@ -40,7 +43,7 @@ type run struct {
 	rng  *rand.Rand
 
 	touched []uint64 // one bit per base page written
-	digest  uint64   // FNV-1a over the ops and the values read back
+	digest  uint64   // a hash of the ops and the values read back
 
 	ops       int64
 	faultTime time.Duration // time of the phases that fault memory in
@@ -65,23 +68,28 @@ func newRun(cfg *Config, mem memory, size int64, page int) *run {
 		rng:     rand.New(rand.NewPCG(cfg.Seed, 0x6f72646572)),
 		touched: make([]uint64, (size/int64(page)+63)/64),
 		digest:  fnvOffset,
-		buf:     make([]byte, fillChunk),
+		buf:     pattern(cfg.Seed),
 	}
 }
 
-const (
-	fnvOffset = 14695981039346656037
-	fnvPrime  = 1099511628211
-)
-
-// mix folds v into the digest.
-func mix(d, v uint64) uint64 {
-	for range 8 {
-		d ^= v & 0xff
-		d *= fnvPrime
-		v >>= 8
+// pattern returns a fillChunk buffer of words derived from seed; a fill
+// stamps only the first word of each chunk, so that the timed loops spend
+// their time on the memory, not on making data.
+func pattern(seed uint64) []byte {
+	b := make([]byte, fillChunk)
+	for i := 0; i < len(b); i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], mix(seed, uint64(i)))
 	}
-	return d
+	return b
+}
+
+const fnvOffset = 14695981039346656037 // the digest's starting value
+
+// mix folds v into the digest a word at a time (a multiply-rotate mix: it
+// runs inside timed loops, so it must cost next to nothing).
+func mix(d, v uint64) uint64 {
+	d = bits.RotateLeft64((d^v)*0x9e3779b97f4a7c15, 29)
+	return d * 0xbf58476d1ce4e5b9
 }
 
 func (w *run) mix(v uint64) { w.digest = mix(w.digest, v) }
@@ -115,14 +123,12 @@ func (w *run) write8(off int64, v uint64) error {
 }
 
 // fill writes every byte of the memory, 64 KiB per call, each chunk
-// stamped with its offset and the seed: the first touch of every page.
+// stamped with its offset: the first touch of every page.
 func (w *run) fill() error {
 	start := time.Now()
 	for off := int64(0); off < w.size; off += fillChunk {
 		b := w.buf[:min(fillChunk, w.size-off)]
-		for i := 0; i < len(b); i += 8 {
-			binary.LittleEndian.PutUint64(b[i:], uint64(off+int64(i))^w.cfg.Seed)
-		}
+		binary.LittleEndian.PutUint64(b, uint64(off)^w.cfg.Seed)
 		if _, err := w.mem.WriteAt(b, off); err != nil {
 			return err
 		}
