@@ -257,35 +257,45 @@ func copyUnitName(u cow.CopyUnit) string {
 // measureKernel measures workload w on plain kernel memory. A failure
 // (no fork() under qemu-user) is recorded in the result.
 func measureKernel(cfg *Config, w Workload, huge bool) Result {
-	name := map[bool]string{false: KernelSmall, true: KernelTHP}[huge]
-	cfg.progress("%-10s %-16s", w.Name, name)
-	r, _ := repeat(cfg, func() (Result, error) {
-		r := Result{Workload: w.Name, Policy: name, Kernel: true}
-		m, err := kernel.Map(int(cfg.Size), huge)
-		if err != nil {
-			r.Err = err.Error()
-			return r, nil
-		}
-		defer m.Unmap()
-		mem := kernelMemory{m}
-		wr := newRun(cfg, mem, cfg.Size, 4096)
-		flt := minorFaults()
-		start := time.Now()
-		if err := w.run(wr); err != nil {
-			r.Err = err.Error()
-			return r, nil
-		}
-		r.WallNs = time.Since(start).Nanoseconds()
-		r.KernelFaults = minorFaults() - flt
-		r.ResidentPages = residentPages(m.B)
-		r.finish(wr)
-		sample, err := wr.sample(mem, cfg.Size)
-		if err != nil {
-			r.Err = err.Error()
-		}
-		r.Digest = mix(wr.digest, sample)
-		return r, nil
-	})
+	cfg.progress("%-10s %-16s", w.Name, kernelName(huge))
+	r, _ := repeat(cfg, func() (Result, error) { return kernelOnce(cfg, w, huge), nil })
+	return r
+}
+
+func kernelName(huge bool) string {
+	if huge {
+		return KernelTHP
+	}
+	return KernelSmall
+}
+
+// kernelOnce runs workload w once on a fresh plain mapping, advised
+// MADV_HUGEPAGE if huge and MADV_NOHUGEPAGE otherwise.
+func kernelOnce(cfg *Config, w Workload, huge bool) Result {
+	r := Result{Workload: w.Name, Policy: kernelName(huge), Kernel: true}
+	m, err := kernel.Map(int(cfg.Size), huge)
+	if err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	defer m.Unmap()
+	mem := kernelMemory{m}
+	wr := newRun(cfg, mem, cfg.Size, 4096)
+	flt := minorFaults()
+	start := time.Now()
+	if err := w.run(wr); err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	r.WallNs = time.Since(start).Nanoseconds()
+	r.KernelFaults = minorFaults() - flt
+	r.ResidentPages = residentPages(m.B)
+	r.finish(wr)
+	sample, err := wr.sample(mem, cfg.Size)
+	if err != nil {
+		r.Err = err.Error()
+	}
+	r.Digest = mix(wr.digest, sample)
 	return r
 }
 
