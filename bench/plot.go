@@ -59,6 +59,14 @@ func (rep *Report) WritePlots(dir string) ([]string, error) {
 	return files, nil
 }
 
+// newPlot returns a plot with its titles and the legend at the top.
+func newPlot(title, x, y string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text, p.X.Label.Text, p.Y.Label.Text = title, x, y
+	p.Legend.Top = true
+	return p
+}
+
 // timeMemoryPlot: one point per (workload, policy), x the resident pages
 // per page touched, y the time over the fastest policy of that workload.
 func (rep *Report) timeMemoryPlot() (*plot.Plot, error) {
@@ -78,13 +86,10 @@ func (rep *Report) timeMemoryPlot() (*plot.Plot, error) {
 	if len(pols) == 0 {
 		return nil, nil
 	}
-	p := plot.New()
-	p.Title.Text = "Time against memory, every workload (lower left is better)"
-	p.X.Label.Text = "resident pages / pages touched (log)"
-	p.Y.Label.Text = "time / fastest policy of the workload"
+	p := newPlot("Time against memory, every workload (lower left is better)",
+		"resident pages / pages touched (log)", "time / fastest policy of the workload")
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Legend.Top = true
 	maxX := 1.0
 	for i, pol := range pols {
 		var xy plotter.XYs
@@ -139,12 +144,8 @@ func (rep *Report) faultCostPlot() (*plot.Plot, error) {
 	if len(xy) == 0 {
 		return nil, nil
 	}
-	p := plot.New()
-	p.Title.Text = fmt.Sprintf("Fault cost by folio order (%s)", workload)
-	p.X.Label.Text = "folio order"
-	p.Y.Label.Text = "ns per 4 KiB faulted in"
+	p := newPlot(fmt.Sprintf("Fault cost by folio order (%s)", workload), "folio order", "ns per 4 KiB faulted in")
 	p.Y.Min = 0
-	p.Legend.Top = true
 	if err := plotutil.AddLinePoints(p, "anonfolio", xy); err != nil {
 		return nil, err
 	}
@@ -183,13 +184,9 @@ func (rep *Report) forkScalePlot() (*plot.Plot, error) {
 	if len(pols) == 0 {
 		return nil, nil
 	}
-	p := plot.New()
-	p.Title.Text = "Fork latency against resident memory"
-	p.X.Label.Text = "resident MiB"
-	p.Y.Label.Text = "Fork latency, µs (median, log)"
+	p := newPlot("Fork latency against resident memory", "resident MiB", "Fork latency, µs (median, log)")
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Legend.Top = true
 	p.Legend.Left = true
 	maxY := 0.0
 	for i, pol := range pols {

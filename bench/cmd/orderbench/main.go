@@ -3,7 +3,7 @@
 // with the host kernel's figures measured in the same run, and prints an
 // aligned table on stdout (progress goes to stderr).
 //
-//	go run ./bench/cmd/orderbench                         # the default run: about a minute on 2 cores
+//	go run ./bench/cmd/orderbench                         # the default run: about a minute on 2 cores (256 MiB, 600 ms a pair)
 //	go run ./bench/cmd/orderbench -short                  # a few seconds, tiny sizes
 //	go run ./bench/cmd/orderbench -json out.json -csv out.csv -plot charts/
 //	go run ./bench/cmd/orderbench -workloads sparse,forkchurn -orders 4KiB,64KiB,2MiB -size 1GiB
@@ -45,7 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		quiet     = fs.Bool("quiet", false, "no progress on stderr")
 		noKernel  = fs.Bool("no-kernel", false, "leave out the workloads run on plain kernel memory")
 	)
-	fs.DurationVar(&cfg.Duration, "duration", 0, "measure each (workload, policy) for at least this long, repeating it (median reported)")
+	fs.DurationVar(&cfg.Duration, "duration", 600*time.Millisecond, "measure each (workload, policy) for at least this long, repeating it on a fresh space (at most 5 times; the median is reported)")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of every workload's addresses and values")
 	fs.Float64Var(&cfg.Bloat, "bloat", bench.DefaultBloat, "recommendation threshold: resident pages beyond those touched, as a fraction of them")
 	fs.Float64Var(&cfg.WritePercent, "write-pct", bench.DefaultWritePercent, "fork churn: percent of pages written per round")
