@@ -119,9 +119,9 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	}
 	tw.Flush()
 
-	fmt.Fprintln(w, "\nresults (×k: ratio to the kernel baseline; ×clr: to memclr):")
+	fmt.Fprintln(w, "\nresults (×k: ratio to the kernel's figure; ×clr: to memclr in blocks of the largest folio; ×mv: to memmove of 4 KiB):")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tpolicy\ttime\t×k\tops/s\tfaults by order\tfallbk\tns/fault\tns/4KiB\t×k\t×clr\tfork p50\tp99\t×k\tWPCopy\tcopied\tcow ns/pg\t×k\tresident\ttouched\tbloat\t")
+	fmt.Fprintln(tw, "workload\tpolicy\ttime\t×k\tops/s\tfaults by order\tfallbk\tns/fault\tns/4KiB\t×k\t×clr\tfork p50\tp99\t×k\tWPCopy\tcopied\tcow ns/pg\t×k\t×mv\tresident\ttouched\tbloat\t")
 	for _, r := range rep.Results {
 		if r.Err != "" {
 			fmt.Fprintf(tw, "%s\t%s\tunavailable: %s\t\n", r.Workload, r.Policy, r.Err)
@@ -131,11 +131,11 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		if r.Kernel {
 			faults = fmt.Sprintf("minflt %d", r.KernelFaults)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t\n",
 			r.Workload, r.Policy, fmtDur(r.WallNs), ratioString(r.TimeVsKernel), si(r.OpsPerSec),
 			faults, r.Fallbacks, num(r.NsPerFault), num(r.NsPer4KiB), ratioString(r.FaultVsKernel), ratioString(r.FaultVsMemclr),
 			durOrDash(r.ForkP50Ns), durOrDash(r.ForkP99Ns), ratioString(r.ForkVsKernel),
-			r.WPCopy, sizeOrDash(r.CopyBytes), num(r.CowNsPerPage), ratioString(r.CowVsKernel),
+			r.WPCopy, sizeOrDash(r.CopyBytes), num(r.CowNsPerPage), ratioString(r.CowVsKernel), ratioString(r.CowVsMemmove),
 			r.ResidentPages, r.TouchedPages, percent(r.Bloat))
 	}
 	tw.Flush()

@@ -75,6 +75,26 @@ func Run(cfg Config) (*Report, error) {
 		PinRange: cfg.PinRange, Bloat: cfg.Bloat,
 	}}
 	ws := selectedWorkloads(cfg.Workloads)
+	g0, err := folio.NewGeometry(0, 0)
+	if err != nil {
+		return nil, err
+	}
+	total := 0
+	for _, w := range ws {
+		total += len(policies(g0, cfg.Policies, cfg.COW, w.Forks))
+		if !cfg.NoKernel {
+			total += 2
+		}
+	}
+	done := 0
+	pairDone := func(r Result) {
+		done++
+		what := fmt.Sprintf("%v, median of %d", fmtDur(r.WallNs), r.Reps)
+		if r.Err != "" {
+			what = "unavailable: " + r.Err
+		}
+		cfg.progress("[%d/%d] %-10s %-18s %s", done, total, r.Workload, r.Policy, what)
+	}
 
 	// The kernel's figures first, before our arena's mapping exists.
 	rep.Baselines = measureBaselines(&cfg)
@@ -83,6 +103,7 @@ func Run(cfg Config) (*Report, error) {
 			for _, huge := range []bool{false, true} {
 				r := measureKernel(&cfg, w, huge)
 				rep.Results = append(rep.Results, r)
+				pairDone(r)
 			}
 		}
 	}
@@ -104,6 +125,7 @@ func Run(cfg Config) (*Report, error) {
 				return nil, err
 			}
 			rep.Results = append(rep.Results, r)
+			pairDone(r)
 		}
 	}
 	if !cfg.NoForkScale {
@@ -178,7 +200,6 @@ func repeat(cfg *Config, once func() (Result, error)) (Result, error) {
 
 // measureSpace measures workload w under policy p on a fresh space of a.
 func measureSpace(cfg *Config, a *folio.Arena, w Workload, p Policy) (Result, error) {
-	cfg.progress("%-10s %-16s", w.Name, p.Name)
 	return repeat(cfg, func() (Result, error) {
 		r, err := runOnSpace(cfg, a, w, p, nil)
 		if err != nil {
@@ -257,7 +278,6 @@ func copyUnitName(u cow.CopyUnit) string {
 // measureKernel measures workload w on plain kernel memory. A failure
 // (no fork() under qemu-user) is recorded in the result.
 func measureKernel(cfg *Config, w Workload, huge bool) Result {
-	cfg.progress("%-10s %-16s", w.Name, kernelName(huge))
 	r, _ := repeat(cfg, func() (Result, error) { return kernelOnce(cfg, w, huge), nil })
 	return r
 }
@@ -311,7 +331,7 @@ func forkScale(cfg *Config, a *folio.Arena, g folio.Geometry) ([]ForkPoint, erro
 		if !slices.Contains(forkScalePolicies, p.Name) {
 			continue
 		}
-		cfg.progress("fork scale %-16s", p.Name)
+		cfg.progress("Fork latency by resident size: %s", p.Name)
 		for _, n := range cfg.forkSizes() {
 			lat, err := forkLatency(a, p, n, cfg.Seed)
 			if err != nil {
