@@ -112,7 +112,7 @@ func Run(cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: the arena: %w", err)
 	}
-	defer a.Close()
+	defer a.Close() // on the error paths; a no-op after the Close below
 	g := a.Geometry()
 	rep.Platform = Platform{
 		Platform: folio.HostPlatform(), PageSize: g.PageSize, ContPTEs: g.ContPTEs,
@@ -139,6 +139,9 @@ func Run(cfg Config) (*Report, error) {
 		r.ratios(&rep.Baselines, kernelRow(rep.Results, r.Workload), largestFolio(g, r))
 	}
 	rep.Recommendations = Recommend(rep.Results, cfg.Bloat)
+	if err := a.Close(); err != nil { // every space is closed: busy is a leak
+		return nil, fmt.Errorf("bench: closing the arena: %w", err)
+	}
 	rep.ElapsedNs = time.Since(start).Nanoseconds()
 	return rep, nil
 }
