@@ -30,7 +30,8 @@ func (b Baseline) ratio(x float64) float64 {
 func failed(unit string, err error) Baseline { return Baseline{Unit: unit, Err: err.Error()} }
 
 // Bandwidth is streaming memclr or memmove in blocks of one size over a
-// buffer far larger than the caches, as the fault path meets memory.
+// buffer of the run's size (at the default, larger than the caches), as the
+// fault path meets memory.
 type Bandwidth struct {
 	Block     int     `json:"block"`
 	NsPer4KiB float64 `json:"ns_per_4kib"`

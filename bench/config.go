@@ -7,8 +7,7 @@ import (
 )
 
 // ErrInvalid: a bad configuration (an unknown workload or policy, a size
-// that is not a positive multiple of the largest folio, a threshold out of
-// range). Returned errors wrap it with the value at fault.
+// that is not a positive multiple of 2 MiB, a threshold out of range). Returned errors wrap it with the value at fault.
 var ErrInvalid = errors.New("bench: invalid configuration")
 
 // Config describes one run. The zero value of a field means its default.
@@ -34,9 +33,8 @@ type Config struct {
 	// COW lists the COW units the forking workloads run with: "page",
 	// "folio"; nil means both. (The others never copy, so they run once.)
 	COW []string
-	// Kernel adds the workloads run on plain kernel memory (4 KiB pages and
-	// THP) as rows of their own, the baselines of the time ratios.
-	// Default true; set NoKernel to leave them out.
+	// NoKernel leaves out the kernel rows: the workloads run on plain
+	// kernel memory (4 KiB pages and THP), the baselines of the time ratios.
 	NoKernel bool
 
 	// SparseStride is the sparse-touch workload's distance between writes
