@@ -143,6 +143,10 @@ func followPageStaleLeafOnce(t *testing.T) (hit bool) {
 	go func() { // the child writes as soon as the leaf is its own
 		defer wg.Done()
 		for l.Shared() {
+			// Yield: a loop with no call in it cannot be preempted where
+			// signals are unreliable (qemu-user), and a stop-the-world
+			// would wait on it forever.
+			runtime.Gosched()
 		}
 		if _, err := c.WriteAt(fill('c', 8), int64(addr)); err != nil {
 			t.Error(err)
