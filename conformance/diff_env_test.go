@@ -32,7 +32,9 @@ type pageSetup struct {
 // small, under -race too, where they live on the Go heap.
 var pageSetups = []pageSetup{{4096, 0}, {16384, 7}, {65536, 5}}
 
-func (p pageSetup) name() string { return map[int]string{4096: "4KiB", 16384: "16KiB", 65536: "64KiB"}[p.pageSize] }
+func (p pageSetup) name() string {
+	return map[int]string{4096: "4KiB", 16384: "16KiB", 65536: "64KiB"}[p.pageSize]
+}
 
 // geometry returns the geometry of the setup's arenas.
 func (p pageSetup) geometry(t testing.TB) folio.Geometry {
