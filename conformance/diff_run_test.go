@@ -90,6 +90,8 @@ type differ struct {
 	anchors []cow.Addr
 	nextID  int
 
+	got, want []byte // read buffers
+
 	ops   int
 	stats [nrOps]map[string]int // outcomes per operation: "ok" or the sentinel
 	trace [traceLen]op
@@ -361,7 +363,10 @@ func (d *differ) access(dc *decoder, write bool) {
 
 // compareRead reads n bytes at off from both and compares.
 func (d *differ) compareRead(sl *slot, off int64, n int) {
-	got, want := make([]byte, n), make([]byte, n)
+	if cap(d.got) < n {
+		d.got, d.want = make([]byte, n), make([]byte, n)
+	}
+	got, want := d.got[:n], d.want[:n]
 	k, err := sl.s.ReadAt(got, off)
 	mk, merr := sl.m.ReadAt(want, off)
 	d.sameErr("ReadAt", err, merr)
@@ -605,6 +610,9 @@ func (d *differ) check() {
 func (d *differ) sweep() {
 	saved := d.cur
 	for _, sl := range d.slots {
+		if sl.m.Closed() {
+			continue
+		}
 		d.record(opRead, sl, 0, 0, 0)
 		d.cur.note = "sweep"
 		for i := range d.g.winPages {
