@@ -35,11 +35,12 @@ const (
 	opPinRead                // the bytes of a pin, compared
 	opRelease                // Release, compared first
 	opCheck                  // cow.Check over every live space
+	opSplit                  // SplitDeferred: frees the unmapped parts of large folios
 	nrOps
 )
 
 var opNames = [nrOps]string{"WriteAt", "ReadAt", "Map", "MapFixed", "Unmap", "Protect", "Remap",
-	"Advise", "Fork", "Close", "New", "Pin", "PinWrite", "PinRead", "Release", "Check"}
+	"Advise", "Fork", "Close", "New", "Pin", "PinWrite", "PinRead", "Release", "Check", "Split"}
 
 func (k opKind) String() string { return opNames[k] }
 
@@ -48,7 +49,7 @@ func (k opKind) String() string { return opNames[k] }
 var opWeights = [nrOps]int{
 	opWrite: 56, opRead: 44, opMap: 6, opMapFixed: 14, opUnmap: 10, opProtect: 12, opRemap: 10,
 	opAdvise: 18, opFork: 10, opClose: 4, opNew: 2, opPin: 22, opPinWrite: 16, opPinRead: 10,
-	opRelease: 14, opCheck: 8,
+	opRelease: 14, opCheck: 4, opSplit: 4,
 }
 
 // opTable maps an opcode byte to its operation.

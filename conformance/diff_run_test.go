@@ -37,12 +37,20 @@ type diffGeometry struct {
 	base     cow.Addr // the window: two largest folios, across a leaf boundary if a leaf is larger
 	winPages int
 	budget   int // pages a space may map (window and Map'd regions) before Map and MapFixed turn into Unmap
+
+	// A region that covers a whole page-table leaf, so that Fork shares
+	// the leaf (on-demand fork), where a leaf is at most leafMax: the 32
+	// MiB of 16 KiB pages, not the 512 MiB of 64 KiB ones.
+	leafBase  cow.Addr
+	leafPages int
 }
+
+const leafMax = 32 << 20
 
 func newDiffGeometry(g folio.Geometry) diffGeometry {
 	m := 1 << g.MaxOrder
 	leaf := uint64(g.TableEntries) * uint64(g.PageSize)
-	return diffGeometry{
+	dg := diffGeometry{
 		ps:       g.PageSize,
 		maxPages: m,
 		leaf:     leaf,
@@ -50,6 +58,12 @@ func newDiffGeometry(g folio.Geometry) diffGeometry {
 		winPages: 2 * m,
 		budget:   4 * m,
 	}
+	if leaf <= leafMax {
+		dg.leafBase = cow.Addr(1<<32 + 2*leaf)
+		dg.leafPages = g.TableEntries
+		dg.budget += dg.leafPages
+	}
+	return dg
 }
 
 // arenaBytes is an arena size the run cannot exhaust: every live space
@@ -58,6 +72,7 @@ func newDiffGeometry(g folio.Geometry) diffGeometry {
 func (g diffGeometry) arenaBytes() int64 {
 	spaces := maxLive * g.budget
 	pins := maxPins * 2 * g.maxPages
+	spaces += maxLive * g.leafPages
 	return int64(2*(spaces+pins)) * int64(g.ps)
 }
 
@@ -100,6 +115,9 @@ type differ struct {
 
 func newDiffer(t testing.TB, e *spacetest.Env, opts cow.Options) *differ {
 	d := &differ{t: t, e: e, opts: opts, g: newDiffGeometry(e.A.Geometry())}
+	if d.g.leafBase != 0 {
+		d.anchors = append(d.anchors, d.g.leafBase)
+	}
 	d.newSpace()
 	return d
 }
@@ -170,6 +188,11 @@ func (d *differ) newSpace() {
 	length := d.g.winPages * d.g.ps
 	d.sameErr("MapFixed window", s.MapFixed(d.g.base, length, cow.ProtRead|cow.ProtWrite),
 		sl.m.MapFixed(d.g.base, length, cow.ProtRead|cow.ProtWrite))
+	if d.g.leafBase != 0 {
+		length := d.g.leafPages * d.g.ps
+		d.sameErr("MapFixed leaf", s.MapFixed(d.g.leafBase, length, cow.ProtRead|cow.ProtWrite),
+			sl.m.MapFixed(d.g.leafBase, length, cow.ProtRead|cow.ProtWrite))
+	}
 	d.addSlot(sl)
 }
 
@@ -331,6 +354,11 @@ func (d *differ) step(dc *decoder) {
 		d.record(opCheck, nil, 0, 0, 0)
 		d.check()
 		d.outcome(nil)
+	case opSplit:
+		sl := d.slot(dc)
+		d.record(opSplit, sl, 0, 0, 0)
+		d.cur.a = uint64(sl.s.SplitDeferred()) // changes no contents
+		d.outcome(nil)
 	}
 	d.trace[d.ops%traceLen] = d.cur
 	d.ops++
@@ -411,7 +439,7 @@ func (d *differ) mapAnywhere(dc *decoder) {
 	if len(d.anchors) < maxAnchors {
 		d.anchors = append(d.anchors, addr)
 	} else {
-		d.anchors[d.ops%maxAnchors] = addr
+		d.anchors[len(d.anchors)-1-d.ops%2] = addr // the leaf stays
 	}
 }
 
@@ -605,8 +633,8 @@ func (d *differ) check() {
 	}
 }
 
-// sweep compares every page of the window and every page the model maps,
-// in every space, and every pin.
+// sweep compares every page of the window and every page the model has
+// populated, in every live space, and every pin.
 func (d *differ) sweep() {
 	saved := d.cur
 	for _, sl := range d.slots {
@@ -618,7 +646,7 @@ func (d *differ) sweep() {
 		for i := range d.g.winPages {
 			d.compareRead(sl, int64(d.g.base)+int64(i*d.g.ps), d.g.ps)
 		}
-		for _, a := range sl.m.Addrs() {
+		for _, a := range sl.m.Populated() {
 			d.compareRead(sl, int64(a), d.g.ps)
 		}
 	}
@@ -626,6 +654,39 @@ func (d *differ) sweep() {
 		d.comparePin(h)
 	}
 	d.cur = saved
+}
+
+// libStats sums the counters of every space the run made, for the log:
+// what the operations made the library do.
+func (d *differ) libStats() string {
+	var alloc [folio.NrOrders]uint64
+	var sum cow.Stats
+	for _, s := range d.e.Spaces {
+		st := s.Stats()
+		for o, n := range st.FaultAlloc {
+			alloc[o] += n
+		}
+		sum.WPReuse += st.WPReuse
+		sum.WPCopy += st.WPCopy
+		sum.ForkCopies += st.ForkCopies
+		sum.LeafShares += st.LeafShares
+		sum.LeafUnshares += st.LeafUnshares
+		sum.ZeroPageMaps += st.ZeroPageMaps
+		for o, n := range st.Split {
+			sum.Split[0] += n
+			sum.SplitDeferred[0] += st.SplitDeferred[o]
+		}
+	}
+	var b strings.Builder
+	b.WriteString("faults by order:")
+	for o, n := range alloc {
+		if n > 0 {
+			fmt.Fprintf(&b, " %d:%d", o, n)
+		}
+	}
+	fmt.Fprintf(&b, "; zero page %d, reuse %d, copy %d, fork copies %d, leaf shares %d, unshares %d, splits %d, deferred %d",
+		sum.ZeroPageMaps, sum.WPReuse, sum.WPCopy, sum.ForkCopies, sum.LeafShares, sum.LeafUnshares, sum.Split[0], sum.SplitDeferred[0])
+	return b.String()
 }
 
 // finish sweeps, checks and releases every pin (the Env then checks that

@@ -40,6 +40,7 @@ func TestDiff(t *testing.T) {
 			d.run(&decoder{b: buf}, per-d.ops)
 		}
 		d.finish()
+		t.Log(d.libStats())
 		for k, m := range d.stats {
 			t.Logf("%-8v %v", opKind(k), m)
 		}

@@ -472,11 +472,14 @@ func (p *Pins) WriteAt(b []byte, off int) {
 	}
 }
 
-// Addrs returns the addresses of the mapped pages, in order.
-func (s *Space) Addrs() []cow.Addr {
-	out := make([]cow.Addr, 0, len(s.entries))
-	for p := range s.entries {
-		out = append(out, cow.Addr(p*s.ps))
+// Populated returns the addresses of the mapped pages that were written or
+// pinned (the rest read zero), in order.
+func (s *Space) Populated() []cow.Addr {
+	var out []cow.Addr
+	for p, e := range s.entries {
+		if e.page != nil {
+			out = append(out, cow.Addr(p*s.ps))
+		}
 	}
 	slices.Sort(out)
 	return out
