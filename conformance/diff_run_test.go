@@ -67,13 +67,17 @@ func newDiffGeometry(g folio.Geometry) diffGeometry {
 }
 
 // arenaBytes is an arena size the run cannot exhaust: every live space
-// mapping its budget in largest folios, and every pin holding two largest
-// folios nobody maps any more, with room for folios left partly mapped.
+// populating all it may in largest folios (its budget outside the leaf
+// region, and in the leaf region what operations aimed at its start can
+// reach), and every pin holding two largest folios nobody maps any more,
+// with a quarter more for folios left partly mapped.
 func (g diffGeometry) arenaBytes() int64 {
-	spaces := maxLive * g.budget
-	pins := maxPins * 2 * g.maxPages
-	spaces += maxLive * g.leafPages
-	return int64(2*(spaces+pins)) * int64(g.ps)
+	perSpace := g.budget - g.leafPages
+	if g.leafPages > 0 {
+		perSpace += g.winPages + g.maxPages
+	}
+	pages := maxLive*perSpace + maxPins*2*g.maxPages
+	return int64(pages+pages/4) * int64(g.ps)
 }
 
 // slot is a space of the run: the library's and the model's.

@@ -7,7 +7,8 @@ import (
 	"github.com/anonfolio/anonfolio/internal/spacetest"
 )
 
-// fuzzMaxOps bounds the operations of one fuzz input.
+// fuzzMaxOps bounds the operations of one fuzz input (a quarter with
+// -short).
 const fuzzMaxOps = 2000
 
 // FuzzDiff is TestDiff over operation strings the fuzzer writes: the first
@@ -29,7 +30,11 @@ func FuzzDiff(f *testing.F) {
 			o, _ = orders(c, p.geometry(t))
 		}
 		d := newDiffer(t, p.env(t, newDiffGeometry(p.geometry(t)).arenaBytes()), cow.Options{Orders: o})
-		d.run(&decoder{b: b[1:]}, fuzzMaxOps)
+		limit := fuzzMaxOps
+		if testing.Short() {
+			limit /= 4
+		}
+		d.run(&decoder{b: b[1:]}, limit)
 		d.finish()
 	})
 }

@@ -79,7 +79,7 @@ type stress struct {
 func newStress(t *testing.T, p pageSetup, opts cow.Options) *stress {
 	g := p.geometry(t)
 	pages := 2 << g.MaxOrder
-	e := p.env(t, int64(12*pages*g.PageSize))
+	e := p.env(t, int64(8*pages*g.PageSize)) // the root and up to six children and grandchildren
 	st := &stress{t: t, e: e, ps: g.PageSize, pages: pages,
 		started: make([]atomic.Uint64, pages), done: make([]atomic.Uint64, pages)}
 	st.root = e.Space(opts)
