@@ -284,7 +284,9 @@ func (d *differ) length(dc *decoder) int {
 	}
 }
 
-// rwLength decodes the length of an access in bytes: up to three pages.
+// rwLength decodes the length of an access in bytes: mostly up to three
+// pages, now and then past a lockless section (256 KiB, after which
+// ReadAt and WriteAt let a waiting Fork in).
 func (d *differ) rwLength(dc *decoder) int {
 	c := int(dc.u8())
 	switch {
@@ -292,6 +294,8 @@ func (d *differ) rwLength(dc *decoder) int {
 		return 1 + c%64
 	case c < 224:
 		return 1 + (c<<8|int(dc.u8()))%(d.g.ps+d.g.ps/2)
+	case c >= 252:
+		return (c-251)<<17 + int(dc.u8())*d.g.ps/16
 	}
 	return 1 + (c<<8|int(dc.u8()))*d.g.ps/64%(3*d.g.ps)
 }
@@ -377,6 +381,9 @@ func (d *differ) step(dc *decoder) {
 func (d *differ) access(dc *decoder, write bool) {
 	sl := d.slot(dc)
 	off := int64(d.addr(dc, false))
+	if off < int64(d.g.ps) {
+		off = -off // the first page is never mapped: try a negative offset instead
+	}
 	n := d.rwLength(dc)
 	if write {
 		d.record(opWrite, sl, uint64(off), uint64(n), 0)
