@@ -12,7 +12,8 @@ import (
 const fuzzMaxOps = 2000
 
 // FuzzDiff is TestDiff over operation strings the fuzzer writes: the first
-// byte chooses the folio configuration and the page size, the rest are
+// byte chooses the folio configuration, the page size and the COW copy
+// unit, the rest are
 // operations in the encoding of diff_ops_test.go. The seed corpus is in
 // testdata/fuzz/FuzzDiff.
 func FuzzDiff(f *testing.F) {
@@ -29,7 +30,11 @@ func FuzzDiff(f *testing.F) {
 			p = pageSetups[0] // the configuration needs the PMD order of 4 KiB pages
 			o, _ = orders(c, p.geometry(t))
 		}
-		d := newDiffer(t, p.env(t, newDiffGeometry(p.geometry(t)).arenaBytes()), cow.Options{Orders: o})
+		opts := cow.Options{Orders: o}
+		if int(b[0])/n/len(pageSetups)%2 == 1 {
+			opts.CopyUnit = cow.CopyFolio
+		}
+		d := newDiffer(t, p.env(t, newDiffGeometry(p.geometry(t)).arenaBytes()), opts)
 		limit := fuzzMaxOps
 		if testing.Short() {
 			limit /= 4
