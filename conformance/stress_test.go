@@ -25,6 +25,7 @@ import (
 // theirs, a child's writes must never show in the parent, and a pin of a
 // child keeps what it held when the child is closed under it. Each round
 // ends with cow.Check; at the end every page must come back.
+// Each configuration runs half the time with each COW copy unit;
 // -conformance.stress=D runs each configuration for D.
 //
 // It differs from cow's and pin's stress tests in what it verifies: exact
@@ -40,13 +41,19 @@ func TestStress(t *testing.T) {
 		d = *longRun
 	}
 	matrix(t, func(t *testing.T, p pageSetup, opts cow.Options) {
-		st := newStress(t, p, opts)
-		rounds := max(1, int(d/(100*time.Millisecond)))
-		for range rounds {
-			st.round(d / time.Duration(rounds))
+		for _, unit := range []cow.CopyUnit{cow.CopyPage, cow.CopyFolio} {
+			opts.CopyUnit = unit
+			t.Run(copyUnitName[unit], func(t *testing.T) {
+				st := newStress(t, p, opts)
+				rounds := max(1, int(d/(100*time.Millisecond)))
+				for range rounds {
+					st.round(d / time.Duration(2*rounds))
+				}
+				st.closeAll()
+				t.Logf("%d writes, %d pins, %d forks verified, %d closes",
+					st.writes.Load(), st.pins.Load(), st.forks.Load(), st.closes.Load())
+			})
 		}
-		st.closeAll()
-		t.Logf("%d writes, %d pins, %d forks verified, %d closes", st.writes.Load(), st.pins.Load(), st.forks.Load(), st.closes.Load())
 	})
 }
 
