@@ -257,3 +257,27 @@ func TestCopyFolioPolicy(t *testing.T) {
 		})
 	}
 }
+
+// TestCopyFolioStaysInRegion: a shared folio that Protect left across two
+// regions is copied whole only if it lies in the faulting one; otherwise a
+// write to the read-write half made the read-only half writable too.
+func TestCopyFolioStaysInRegion(t *testing.T) {
+	e := newEnv(t, 16<<20)
+	s, err := NewSpace(e.a, Options{Orders: Orders(4), CopyUnit: CopyFolio})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.spaces = append(e.spaces, s)
+	const n = 16 * 4096 // one order-4 folio
+	addr := mustMap(t, s, n, ProtRead|ProtWrite)
+	write(t, s, addr, pattern('f', n))
+	c := e.fork(s)
+	if err := s.Protect(addr+n/2, n/2, ProtRead); err != nil {
+		t.Fatal(err)
+	}
+	write(t, s, addr, []byte{'1'})
+	_, err = s.WriteAt([]byte{'2'}, int64(addr+n/2))
+	wantErr(t, err, ErrProtection, "a write to the read-only half")
+	expect(t, c, addr, pattern('f', n))
+	e.check()
+}

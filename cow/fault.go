@@ -26,6 +26,7 @@ const (
 // bytes cover the whole page.
 type fault struct {
 	addr    Addr
+	r       region // the region at addr, set by handleFault
 	flags   faultFlags
 	data    []byte // within the page at addr; nil unless a write
 	applied bool   // data was stored into the page now mapped at addr
@@ -49,6 +50,7 @@ func (s *Space) handleFault(f *fault) error {
 		return protErr(f.addr, write)
 	}
 	s.cnt.faults.Add(1)
+	f.r = r
 	for {
 		done, err := s.faultOnce(r, f)
 		if err != nil || done {

@@ -44,7 +44,7 @@ func (s *Space) doWPPage(d *pte.Dir, di int, l *pte.Leaf, i int, e pte.PTE, f *f
 		return true, nil
 	}
 	if s.copyUnit == CopyFolio && order > 0 {
-		if start, ok := s.wholeFolioMapped(l, i, e, head, order); ok {
+		if start, ok := s.wholeFolioMapped(l, i, e, head, order, f.r); ok {
 			return s.wpFolioCopy(d, di, l, i, start, e, head, order, f)
 		}
 	}
@@ -207,15 +207,21 @@ func (s *Space) deferIfPartial(head folio.PFN, m int, addr Addr) {
 }
 
 // wholeFolioMapped reports whether l maps every page of the folio in order
-// around entry i, with equal flags, and no page of it is exclusive: then
-// CopyFolio may copy it whole. It returns the entry of the folio's first page.
+// around entry i, inside the faulting region r, with equal flags, and no
+// page of it is exclusive: then CopyFolio may copy it whole. It returns the
+// entry of the folio's first page. Equal flags are not enough: after a fork
+// every entry is read-only, and Protect may since have left part of the
+// folio in a read-only region, which the copy would map writable.
 //
 // Preconditions: the PTL of l is held.
 // +checklocks:l.mu
-func (s *Space) wholeFolioMapped(l *pte.Leaf, i int, e pte.PTE, head folio.PFN, order int) (int, bool) {
+func (s *Space) wholeFolioMapped(l *pte.Leaf, i int, e pte.PTE, head folio.PFN, order int, r region) (int, bool) {
 	n := 1 << order
 	start := i - int(e.PFN()-head)
 	if start < 0 || start+n > l.Len() || l.GetRaw(start).PFN() != head {
+		return 0, false
+	}
+	if lo := Addr(l.Addr(start)); lo < r.start || lo+Addr(n)*Addr(s.ps) > r.end {
 		return 0, false
 	}
 	if k, _ := l.Batch(start, n, pte.Dirty|pte.Young); k != n {

@@ -48,7 +48,17 @@ type Env struct {
 // New returns an Env with an arena of size bytes of pageSize pages.
 func New(t testing.TB, size int64, pageSize int) *Env {
 	t.Helper()
-	a, err := folio.NewArena(folio.Config{Size: size, PageSize: pageSize, RetainFree: -1})
+	return NewConfig(t, folio.Config{Size: size, PageSize: pageSize})
+}
+
+// NewConfig returns an Env with an arena made from cfg (with MaxOrder to cap
+// the folio size: at 64 KiB pages the PMD order makes 512 MiB folios). Free
+// memory is never scavenged, whatever cfg.RetainFree says, so that a test's
+// page counts are its own.
+func NewConfig(t testing.TB, cfg folio.Config) *Env {
+	t.Helper()
+	cfg.RetainFree = -1
+	a, err := folio.NewArena(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
