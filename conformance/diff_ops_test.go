@@ -19,37 +19,38 @@ import (
 type opKind uint8
 
 const (
-	opWrite    opKind = iota // WriteAt in a space
-	opRead                   // ReadAt in a space, compared
-	opMap                    // Map somewhere
-	opMapFixed               // MapFixed in the window
-	opUnmap                  // Unmap
-	opProtect                // Protect
-	opRemap                  // Remap
-	opAdvise                 // Advise, every advice and a bad one
-	opFork                   // Fork (Close when too many spaces live)
-	opClose                  // Close
-	opNew                    // a new space, its window mapped
-	opPin                    // pin.Pin or pin.Get, compared
-	opPinWrite               // a write through a pin.Write pin
-	opPinRead                // the bytes of a pin, compared
-	opRelease                // Release, compared first
-	opCheck                  // cow.Check over every live space
-	opSplit                  // SplitDeferred: frees the unmapped parts of large folios
+	opWrite        opKind = iota // WriteAt in a space
+	opRead                       // ReadAt in a space, compared
+	opMap                        // Map somewhere
+	opMapFixed                   // MapFixed in the window
+	opUnmap                      // Unmap
+	opProtect                    // Protect
+	opRemap                      // Remap
+	opAdvise                     // Advise, every advice and a bad one
+	opFork                       // Fork (Close when too many spaces live)
+	opClose                      // Close
+	opNew                        // a new space, its window mapped
+	opPin                        // pin.Pin or pin.Get, compared
+	opPinWrite                   // a write through a pin.Write pin
+	opPinRead                    // the bytes of a pin, compared
+	opRelease                    // Release, compared first
+	opCheck                      // cow.Check over every live space
+	opSplit                      // SplitDeferred: frees the unmapped parts of large folios
+	opWriteProtect               // WriteProtect: no contents change, the next writes fault
 	nrOps
 )
 
 var opNames = [nrOps]string{"WriteAt", "ReadAt", "Map", "MapFixed", "Unmap", "Protect", "Remap",
-	"Advise", "Fork", "Close", "New", "Pin", "PinWrite", "PinRead", "Release", "Check", "Split"}
+	"Advise", "Fork", "Close", "New", "Pin", "PinWrite", "PinRead", "Release", "Check", "Split", "WriteProtect"}
 
 func (k opKind) String() string { return opNames[k] }
 
 // opWeights are the shares of the 256 opcode values: accesses most, then
 // the calls that change what they see.
 var opWeights = [nrOps]int{
-	opWrite: 56, opRead: 44, opMap: 6, opMapFixed: 14, opUnmap: 10, opProtect: 12, opRemap: 10,
+	opWrite: 52, opRead: 44, opMap: 6, opMapFixed: 14, opUnmap: 10, opProtect: 12, opRemap: 10,
 	opAdvise: 18, opFork: 10, opClose: 4, opNew: 2, opPin: 22, opPinWrite: 16, opPinRead: 10,
-	opRelease: 14, opCheck: 4, opSplit: 4,
+	opRelease: 14, opCheck: 4, opSplit: 4, opWriteProtect: 4,
 }
 
 // opTable maps an opcode byte to its operation.
@@ -104,7 +105,7 @@ func (d *decoder) advice() cow.Advice {
 	if c == 15 {
 		return cow.Advice(0)
 	}
-	return [...]cow.Advice{cow.DontNeed, cow.DontFork, cow.DoFork, cow.WipeOnFork, cow.KeepOnFork}[c%5]
+	return [...]cow.Advice{cow.DontNeed, cow.DontFork, cow.DoFork, cow.WipeOnFork, cow.KeepOnFork, cow.Collapse}[c%6]
 }
 
 // pinFlags decodes the flags of a pin and whether it is a Get.

@@ -362,6 +362,11 @@ func (d *differ) step(dc *decoder) {
 		d.record(opCheck, nil, 0, 0, 0)
 		d.check()
 		d.outcome(nil)
+	case opWriteProtect:
+		sl := d.slot(dc)
+		addr, length := d.addr(dc, true), d.length(dc)
+		d.record(opWriteProtect, sl, uint64(addr), uint64(length), 0)
+		d.sameErr("WriteProtect", sl.s.WriteProtect(addr, length), sl.m.WriteProtect(addr, length))
 	case opSplit:
 		sl := d.slot(dc)
 		d.record(opSplit, sl, 0, 0, 0)
@@ -487,7 +492,21 @@ func (d *differ) advise(dc *decoder) {
 	addr, length, advice := d.addr(dc, true), d.length(dc), dc.advice()
 	d.record(opAdvise, sl, uint64(addr), uint64(length), uint64(advice))
 	d.cur.note = advice.String()
-	d.sameErr("Advise", sl.s.Advise(addr, length, advice), sl.m.Advise(addr, length, advice))
+	err, want := sl.s.Advise(addr, length, advice), sl.m.Advise(addr, length, advice)
+	if advice == cow.Collapse && want == nil && d.collapseMayRefuse(err) {
+		want = err // the model cannot know which folios are busy
+	}
+	d.sameErr("Advise", err, want)
+}
+
+// collapseMayRefuse reports whether err is an answer Collapse may give
+// where the model sees none: a pinned or referenced folio (ErrBusy), no
+// free PMD-order block, or an arena capped below the PMD order. Either way
+// no contents change, which the next reads check.
+func (d *differ) collapseMayRefuse(err error) bool {
+	g := d.e.A.Geometry()
+	return errors.Is(err, cow.ErrBusy) || errors.Is(err, folio.ErrNoMemory) ||
+		g.MaxOrder < g.PMDOrder && errors.Is(err, cow.ErrInvalid)
 }
 
 func (d *differ) fork(dc *decoder) {

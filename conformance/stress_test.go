@@ -74,13 +74,19 @@ type stress struct {
 
 	// Per page of the root: the version its owner started writing last
 	// and the one it finished last. A page reads versions in between.
-	started, done []atomic.Uint64
+	started []atomic.Uint64
+	done    []atomic.Uint64
 
 	mu       sync.Mutex
 	children []*cow.Space // +checklocks:mu
 	failed   atomic.Bool
 
-	writes, pins, forks, closes atomic.Int64 // for the log
+	// For the log. (One field per line: checklocks misplaces the
+	// annotations of the fields after a multi-name declaration.)
+	writes atomic.Int64
+	pins   atomic.Int64
+	forks  atomic.Int64
+	closes atomic.Int64
 }
 
 func newStress(t *testing.T, p pageSetup, opts cow.Options) *stress {

@@ -347,7 +347,9 @@ func (s *Space) WriteProtect(addr Addr, length int) error {
 	lo, hi := s.spanLocked(addr, end)
 	for _, r := range s.regions[lo:hi] {
 		if r.prot.writable() {
-			s.changeProtRange(r.start, r.end, r.prot&^ProtWrite)
+			// Read-only, whatever the region allows: a write-only
+			// region's pages are readable too (readable()).
+			s.changeProtRange(r.start, r.end, ProtRead)
 		}
 	}
 	s.mergeLocked() // undo spanLocked's splits: no region changed

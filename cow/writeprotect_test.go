@@ -18,6 +18,14 @@ func TestWriteProtect(t *testing.T) {
 			if err := s.Protect(ro, size, ProtRead); err != nil {
 				t.Fatal(err)
 			}
+			wo := mustMap(t, s, size, ProtWrite) // write-only: readable too
+			write(t, s, wo, []byte("wo"))
+			if err := s.WriteProtect(wo, size); err != nil {
+				t.Fatal(err)
+			}
+			expect(t, s, wo, []byte("wo"))
+			write(t, s, wo, []byte("WO"))
+			e.check()
 			data := pattern('w', size)
 			write(t, s, addr, data)
 			regions := s.Stats().Regions

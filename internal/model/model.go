@@ -254,7 +254,22 @@ func (s *Space) Remap(old cow.Addr, length int, new cow.Addr) error {
 	return nil
 }
 
-// Advise applies advice to a mapped range.
+// WriteProtect changes nothing the model sees: the library's pages only
+// become read-only, and their next write faults and reuses them.
+func (s *Space) WriteProtect(addr cow.Addr, length int) error {
+	if err := s.checkRange(addr, length); err != nil {
+		return err
+	}
+	if s.closed {
+		return cow.ErrClosed
+	}
+	if !s.covered(addr, length) {
+		return cow.ErrFault
+	}
+	return nil
+}
+
+// Advise applies advice to a mapped range. Collapse changes no contents.
 func (s *Space) Advise(addr cow.Addr, length int, advice cow.Advice) error {
 	if err := s.checkRange(addr, length); err != nil {
 		return err
@@ -270,6 +285,7 @@ func (s *Space) Advise(addr cow.Addr, length int, advice cow.Advice) error {
 		set = wipeOnFork
 	case cow.KeepOnFork:
 		clear = wipeOnFork
+	case cow.Collapse:
 	default:
 		return invalid("advice %d", int(advice))
 	}
@@ -282,8 +298,11 @@ func (s *Space) Advise(addr cow.Addr, length int, advice cow.Advice) error {
 	first, end := s.pages(addr, length)
 	for p := first; p < end; p++ {
 		e := s.entries[p]
-		if advice == cow.DontNeed {
+		switch advice {
+		case cow.DontNeed:
 			e.page = nil
+			continue
+		case cow.Collapse:
 			continue
 		}
 		e.flags = e.flags&^clear | set
