@@ -12,9 +12,19 @@ import (
 )
 
 // cowcFull runs the cow.c matrix with every folio order up to the PMD order
-// at every page size; by default the 16 and 64 KiB runs stop at 2 MiB
-// folios (their PMD sizes are 32 MiB and 512 MiB).
+// at every page size, 512 MiB folios at 64 KiB pages.
 var cowcFull = flag.Bool("cowc.full", false, "run the cow.c matrix with every folio order up to the PMD order at every page size")
+
+// cowcMaxFolio is the largest folio the matrix runs with by default: every
+// order, the PMD order included, at 4 and 16 KiB pages (2 and 32 MiB), and up
+// to 32 MiB at 64 KiB pages, whose PMD folio is 512 MiB. Under emulation,
+// where memory is an order of magnitude slower, 2 MiB.
+var cowcMaxFolio = func() int {
+	if emulated {
+		return 2 << 20
+	}
+	return 32 << 20
+}()
 
 // cowcTotals counts the matrix's test lines, for the kselftest-style
 // summary TestMain prints.
@@ -82,8 +92,8 @@ func TestCowC(t *testing.T) {
 		t.Run(fmt.Sprintf("%dKiB pages", ps>>10), func(t *testing.T) {
 			pmd := pmdOrder(ps)
 			maxOrder := pmd
-			if !*cowcFull && ps<<maxOrder > 2<<20 {
-				maxOrder = log2(2 << 20 / ps)
+			if !*cowcFull && ps<<maxOrder > cowcMaxFolio {
+				maxOrder = log2(cowcMaxFolio / ps)
 			}
 			cfgs := memConfigs(ps, pmd, maxOrder)
 			for _, c := range anonTestCases {
@@ -94,7 +104,7 @@ func TestCowC(t *testing.T) {
 					})
 				}
 			}
-			if *cowcFull || ps<<pmd <= 32<<20 {
+			if *cowcFull || ps<<pmd <= cowcMaxFolio {
 				for _, c := range anonTHPTestCases {
 					line(t, c.desc, ps, pmd, func(tc *tcase) {
 						mem, size := runWithTHP(tc, ps<<pmd, thpPMD)
