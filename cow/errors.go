@@ -24,6 +24,11 @@ var (
 	ErrBusy = errors.New("cow: pages pinned or referenced")
 )
 
+// unmappedErr is ErrFault for a call op whose range is not wholly mapped.
+func unmappedErr(op string, addr Addr, length int) error {
+	return fmt.Errorf("%w: %s of %#x+%#x covers unmapped addresses", ErrFault, op, uint64(addr), length)
+}
+
 func faultErr(addr Addr) error { return fmt.Errorf("%w %#x", ErrFault, uint64(addr)) }
 
 func protErr(addr Addr, write bool) error {

@@ -313,7 +313,7 @@ func (s *Space) Protect(addr Addr, length int, prot Prot) error {
 	}
 	end := addr + Addr(length)
 	if !s.coveredLocked(addr, end) {
-		return fmt.Errorf("%w: Protect of %#x+%#x covers unmapped addresses", ErrFault, uint64(addr), length)
+		return unmappedErr("Protect", addr, length)
 	}
 	lo, hi := s.spanLocked(addr, end)
 	for i := lo; i < hi; i++ {
@@ -342,7 +342,7 @@ func (s *Space) WriteProtect(addr Addr, length int) error {
 	}
 	end := addr + Addr(length)
 	if !s.coveredLocked(addr, end) {
-		return fmt.Errorf("%w: WriteProtect of %#x+%#x covers unmapped addresses", ErrFault, uint64(addr), length)
+		return unmappedErr("WriteProtect", addr, length)
 	}
 	lo, hi := s.spanLocked(addr, end)
 	for _, r := range s.regions[lo:hi] {
@@ -407,24 +407,14 @@ func (s *Space) Advise(addr Addr, length int, advice Advice) error {
 			return closedErr()
 		}
 		if !s.coveredLocked(addr, end) {
-			return fmt.Errorf("%w: Advise of %#x+%#x covers unmapped addresses", ErrFault, uint64(addr), length)
+			return unmappedErr("Advise", addr, length)
 		}
 		s.zapRange(addr, end)
 		return nil
 	}
-	if advice == Collapse {
-		err := s.lockForWrite()
-		defer s.mapLock.Unlock()
-		if err != nil {
-			return err
-		}
-		if !s.coveredLocked(addr, end) {
-			return fmt.Errorf("%w: Advise of %#x+%#x covers unmapped addresses", ErrFault, uint64(addr), length)
-		}
-		return s.collapse(addr, end)
-	}
 	var set, clear regionFlags
 	switch advice {
+	case Collapse:
 	case DontFork:
 		set = dontFork
 	case DoFork:
@@ -442,7 +432,10 @@ func (s *Space) Advise(addr Addr, length int, advice Advice) error {
 		return err
 	}
 	if !s.coveredLocked(addr, end) {
-		return fmt.Errorf("%w: Advise of %#x+%#x covers unmapped addresses", ErrFault, uint64(addr), length)
+		return unmappedErr("Advise", addr, length)
+	}
+	if advice == Collapse {
+		return s.collapse(addr, end)
 	}
 	lo, hi := s.spanLocked(addr, end)
 	for i := lo; i < hi; i++ {

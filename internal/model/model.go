@@ -205,14 +205,8 @@ func (s *Space) Protect(addr cow.Addr, length int, prot cow.Prot) error {
 	if err := checkProt(prot); err != nil {
 		return err
 	}
-	if err := s.checkRange(addr, length); err != nil {
+	if err := s.mappedRange(addr, length); err != nil {
 		return err
-	}
-	if s.closed {
-		return cow.ErrClosed
-	}
-	if !s.covered(addr, length) {
-		return cow.ErrFault
 	}
 	first, end := s.pages(addr, length)
 	for p := first; p < end; p++ {
@@ -257,6 +251,12 @@ func (s *Space) Remap(old cow.Addr, length int, new cow.Addr) error {
 // WriteProtect changes nothing the model sees: the library's pages only
 // become read-only, and their next write faults and reuses them.
 func (s *Space) WriteProtect(addr cow.Addr, length int) error {
+	return s.mappedRange(addr, length)
+}
+
+// mappedRange checks a range argument that must be mapped, with the
+// library's errors in its order: ErrInvalid, ErrClosed, then ErrFault.
+func (s *Space) mappedRange(addr cow.Addr, length int) error {
 	if err := s.checkRange(addr, length); err != nil {
 		return err
 	}
@@ -271,9 +271,6 @@ func (s *Space) WriteProtect(addr cow.Addr, length int) error {
 
 // Advise applies advice to a mapped range. Collapse changes no contents.
 func (s *Space) Advise(addr cow.Addr, length int, advice cow.Advice) error {
-	if err := s.checkRange(addr, length); err != nil {
-		return err
-	}
 	var set, clear uint8
 	switch advice {
 	case cow.DontNeed:
@@ -287,13 +284,10 @@ func (s *Space) Advise(addr cow.Addr, length int, advice cow.Advice) error {
 		clear = wipeOnFork
 	case cow.Collapse:
 	default:
-		return invalid("advice %d", int(advice))
+		return invalid("advice %d", int(advice)) // ErrInvalid, as a bad range would be
 	}
-	if s.closed {
-		return cow.ErrClosed
-	}
-	if !s.covered(addr, length) {
-		return cow.ErrFault
+	if err := s.mappedRange(addr, length); err != nil {
+		return err
 	}
 	first, end := s.pages(addr, length)
 	for p := first; p < end; p++ {
