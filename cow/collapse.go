@@ -103,7 +103,7 @@ func (s *Space) collapseSlot(va Addr, r region) (ok bool, err error) {
 // Preconditions: the PTL of l is held.
 // +checklocks:l.mu
 func (s *Space) collapsibleLocked(l *pte.Leaf) bool {
-	return s.leafFolioBatches(l, func(_, head folio.PFN, _ int) bool {
+	return s.leafFolioBatches(l, func(_ int, _, head folio.PFN, _ int) bool {
 		return !s.a.FolioMaybeDMAPinned(head) && s.a.FolioRef(head) == s.a.FolioMapcount(head)
 	})
 }

@@ -58,8 +58,10 @@
 // eager fork would have: write-protected, its pages no longer
 // AnonExclusive. A reader of the dropping space that took a reference
 // through the leaf a moment before then stops the remaining users from
-// reusing the page under it. (Close needs none of this: it quiesces and
-// holds its map lock for writing.)
+// reusing the page under it. Close has no reader in flight (it quiesces
+// and holds its map lock for writing), but a Get taken before the Fork
+// outlives it: it write-protects the folios whose references exceed their
+// mappings, so that the remaining user copies them on its next write.
 //
 // # Lock order
 //

@@ -99,9 +99,7 @@ func (s *Space) dropSharedLeaf(d *pte.Dir, di int, l *pte.Leaf) bool {
 		return false
 	}
 	pages := l.Pages()
-	if !s.closed.Load() {
-		s.wrProtectLeft(l)
-	}
+	s.wrProtectLeft(l, s.closed.Load())
 	if d.UnlinkLeafLocked(di, l) {
 		s.moveAccounting(l, folio.MMID(l.Users()[0]))
 	}
@@ -114,27 +112,35 @@ func (s *Space) dropSharedLeaf(d *pte.Dir, di int, l *pte.Leaf) bool {
 // have. Readers of this space (lockless, or locked and copying after the
 // PTL is dropped) may hold references to pages they found through l: with
 // the pages no longer exclusive, the next writer sees those references and
-// copies, instead of writing under the reader. (Close needs none of this:
-// it quiesced the space and holds its map lock for writing.)
+// copies, instead of writing under the reader.
+//
+// A Close (closing) has quiesced the space and holds its map lock for
+// writing: no reader of its own is in flight. What it must still protect is
+// a reference that outlives it, a Get taken before the Fork (cow.c's
+// "vmsplice() before fork(), unmap in parent", with exit for munmap): only
+// the folios whose references exceed their mappings are write-protected, so
+// that the remaining user's writes to the rest go on without a fault.
 //
 // Preconditions: l's PTL is held.
 // +checklocks:l.mu
-func (s *Space) wrProtectLeft(l *pte.Leaf) {
-	l.WrProtect(0, l.Len())
-	s.leafFolioBatches(l, func(pfn, _ folio.PFN, n int) bool {
-		s.a.ClearPageAnonExclusive(pfn, n)
+func (s *Space) wrProtectLeft(l *pte.Leaf, closing bool) {
+	s.leafFolioBatches(l, func(i int, pfn, head folio.PFN, n int) bool {
+		if !closing || s.a.FolioRef(head) > s.a.FolioMapcount(head) {
+			l.WrProtect(i, n)
+			s.a.ClearPageAnonExclusive(pfn, n)
+		}
 		return true
 	})
 }
 
 // leafFolioBatches calls fn for each batch of l's entries that map
 // consecutive pages of one folio (none entries and the zero page left out),
-// with the batch's first page, its folio and its length, until fn returns
-// false. It reports whether fn never did.
+// with the batch's first entry, its first page, its folio and its length,
+// until fn returns false. It reports whether fn never did.
 //
 // Preconditions: l's PTL is held.
 // +checklocks:l.mu
-func (s *Space) leafFolioBatches(l *pte.Leaf, fn func(pfn, head folio.PFN, n int) bool) bool {
+func (s *Space) leafFolioBatches(l *pte.Leaf, fn func(i int, pfn, head folio.PFN, n int) bool) bool {
 	for i := 0; i < l.Len(); {
 		e := l.GetRaw(i)
 		if e.None() || e.Zero() {
@@ -142,7 +148,7 @@ func (s *Space) leafFolioBatches(l *pte.Leaf, fn func(pfn, head folio.PFN, n int
 			continue
 		}
 		head, n := s.batchAt(l, i, l.Len(), e, anyFlags)
-		if !fn(e.PFN(), head, n) {
+		if !fn(i, e.PFN(), head, n) {
 			return false
 		}
 		i += n
@@ -156,7 +162,7 @@ func (s *Space) leafFolioBatches(l *pte.Leaf, fn func(pfn, head folio.PFN, n int
 // Preconditions: l's PTL is held.
 // +checklocks:l.mu
 func (s *Space) moveAccounting(l *pte.Leaf, to folio.MMID) {
-	s.leafFolioBatches(l, func(_, head folio.PFN, n int) bool {
+	s.leafFolioBatches(l, func(_ int, _, head folio.PFN, n int) bool {
 		s.a.FolioAddMapcount(head, n, to)
 		s.a.FolioSubMapcount(head, n, s.mm)
 		return true
@@ -191,7 +197,7 @@ func (s *Space) shareLeaf(child *Space, l *pte.Leaf) bool {
 //
 // +checklocks:l.mu
 func (s *Space) leafHasPinned(l *pte.Leaf) bool {
-	return !s.leafFolioBatches(l, func(_, head folio.PFN, _ int) bool {
+	return !s.leafFolioBatches(l, func(_ int, _, head folio.PFN, _ int) bool {
 		return !s.a.FolioMaybeDMAPinned(head)
 	})
 }
