@@ -34,10 +34,19 @@ const (
 	// write-protects the original and clears AnonExclusive, as the kernel's
 	// eager fork does.
 	WantHold
+	// WantPin: the reference is a pin (FOLL_PIN), counted in the folio's
+	// pincount as it is taken, before the entry is rechecked, as the
+	// kernel's try_grab_folio does. Whatever looks for pins after it
+	// replaced the entry (the split of a huge entry, which must carry the
+	// "maybe pinned" hint into the new leaf) then sees it, or the walk's
+	// recheck fails. Counting it later leaves a window where a split finds
+	// no pin and a Fork shares the pinned page.
+	WantPin
 )
 
 // Run is a run of consecutive pages of one folio that a walk found and
-// grabbed: one reference is taken on the folio (none for the zero page).
+// grabbed: one reference is taken on the folio (none for the zero page),
+// one pin with WantPin.
 type Run struct {
 	Head folio.PFN // the folio
 	PFN  folio.PFN // the first page of the run
@@ -105,16 +114,17 @@ func (s *Space) GrabLockless(addr Addr, max int, want Want) (Run, bool) {
 		if !allows(e, want) {
 			return Run{}, false
 		}
-		head, ok := s.a.FolioTryGet(e.PFN())
+		head, ok := s.tryGrab(e.PFN(), want)
 		if !ok {
 			return Run{}, false
 		}
 		testhook.Run(testhook.LocklessAfterGrab)
 		n := min(max, s.geo.TableEntries-k)
 		if !pte.SameMapping(d.Huge(di), h) || exclusive && !s.a.PagesAnonExclusive(e.PFN(), n) {
-			s.a.FolioPut(head, 1)
+			s.ungrab(head, want)
 			return Run{}, false
 		}
+		testhook.Run(testhook.LocklessAfterRecheck)
 		return Run{Head: head, PFN: e.PFN(), N: n}, true
 	}
 	l := d.Leaf(di)
@@ -137,7 +147,7 @@ func (s *Space) GrabLockless(addr Addr, max int, want Want) (Run, bool) {
 	if exclusive {
 		l.SetMaybePinned() // before the grab: a Fork that missed it sees wpSeq move
 	}
-	head, ok := s.a.FolioTryGet(e.PFN())
+	head, ok := s.tryGrab(e.PFN(), want)
 	if !ok {
 		return Run{}, false
 	}
@@ -146,18 +156,46 @@ func (s *Space) GrabLockless(addr Addr, max int, want Want) (Run, bool) {
 	// rechecks the pmd): a leaf this space dropped may live on for
 	// another space, which writes its pages in place.
 	if !pte.SameMapping(l.GetLockless(i), e) || d.Leaf(di) != l {
-		s.a.FolioPut(head, 1)
+		s.ungrab(head, want)
 		return Run{}, false
 	}
 	end := head + folio.PFN(s.a.FolioNrPages(head))
 	n := l.RunLockless(i, min(max, int(end-e.PFN())), e)
 	if exclusive {
 		if n = s.exclusivePrefix(e.PFN(), n); n == 0 {
-			s.a.FolioPut(head, 1)
+			s.ungrab(head, want)
 			return Run{}, false
 		}
 	}
 	return Run{Head: head, PFN: e.PFN(), N: n}, true
+}
+
+// tryGrab takes the lockless reference on the folio of pfn: a pin with
+// WantPin (try_grab_folio with FOLL_PIN), a plain reference otherwise.
+func (s *Space) tryGrab(pfn folio.PFN, want Want) (folio.PFN, bool) {
+	if want&WantPin != 0 {
+		return s.a.FolioTryPin(pfn)
+	}
+	return s.a.FolioTryGet(pfn)
+}
+
+// ungrab drops what tryGrab took.
+func (s *Space) ungrab(head folio.PFN, want Want) {
+	if want&WantPin != 0 {
+		s.a.FolioUnpin(head, 1)
+	} else {
+		s.a.FolioPut(head, 1)
+	}
+}
+
+// grabLocked takes the reference of a run found under its lock: a pin
+// with WantPin.
+func (s *Space) grabLocked(head folio.PFN, want Want) {
+	if want&WantPin != 0 {
+		s.a.FolioPin(head, 1)
+	} else {
+		s.a.FolioGet(head, 1)
+	}
 }
 
 // allows reports whether entry e allows an access wanting want (not
@@ -229,7 +267,7 @@ func (m Locked) Grab(addr Addr, max int, want Want) (Run, FaultNeeded) {
 			// (Huge entries are never shared: Fork copies them.)
 			return Run{}, need
 		}
-		s.a.FolioGet(h.PFN(), 1)
+		s.grabLocked(h.PFN(), want)
 		return Run{Head: h.PFN(), PFN: e.PFN(), N: n}, NoFault
 	}
 	l := d.Leaf(di)
@@ -255,7 +293,7 @@ func (m Locked) Grab(addr Addr, max int, want Want) (Run, FaultNeeded) {
 		l.SetMaybePinned()
 	}
 	head, _ := s.pageFolio(e.PFN())
-	s.a.FolioGet(head, 1)
+	s.grabLocked(head, want)
 	end := head + folio.PFN(s.a.FolioNrPages(head))
 	n := 1
 	for n < max && i+n < l.Len() && e.PFN()+folio.PFN(n) < end && pte.SameMapping(l.GetRaw(i+n), e.Advance(n)) {

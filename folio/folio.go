@@ -227,13 +227,6 @@ func (a *Arena) FolioTryPin(pfn PFN) (head PFN, ok bool) {
 	return head, ok
 }
 
-// FolioAddPins turns n references the caller holds on the folio into pins:
-// the pincount goes up by n, the refcount stays (GUP-fast grabs references
-// first and pins them once it knows how many pages the run has).
-func (a *Arena) FolioAddPins(head PFN, n int) {
-	a.pincountAdd(head, a.FolioOrder(head), int32(n))
-}
-
 // FolioUnpin drops n pins and their references (gup_put_folio): the pincount
 // first, then the references, which may free the folio.
 func (a *Arena) FolioUnpin(head PFN, n int) {

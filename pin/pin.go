@@ -92,7 +92,7 @@ func take(s *cow.Space, addr cow.Addr, length int, flags Flags, pin bool) (*Page
 		want |= cow.WantWrite
 	}
 	if pin {
-		want |= cow.WantExclusive
+		want |= cow.WantExclusive | cow.WantPin
 	}
 	ps := uint64(s.PageSize())
 	first := uint64(addr) &^ (ps - 1)
@@ -169,17 +169,19 @@ func (p *Pages) slow(s *cow.Space, va cow.Addr, left int, want cow.Want) error {
 	return nil
 }
 
-// hold keeps run r, whose folio the walk took one reference on: one
-// reference per page, and for a pin as many pins.
+// hold keeps run r, whose folio the walk took one reference (a pin, for
+// Pin) on: one per page.
 func (p *Pages) hold(r cow.Run) {
 	if !r.Zero {
-		if r.N > 1 {
-			p.a.FolioGet(r.Head, r.N-1)
-		}
 		if p.pin {
-			p.a.FolioAddPins(r.Head, r.N)
+			if r.N > 1 {
+				p.a.FolioPin(r.Head, r.N-1)
+			}
 			p.a.LedgerAdd(r.N, 0)
 		} else {
+			if r.N > 1 {
+				p.a.FolioGet(r.Head, r.N-1)
+			}
 			p.a.LedgerAdd(0, r.N)
 		}
 	}

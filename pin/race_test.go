@@ -212,3 +212,32 @@ func TestUnshareRacesWriter(t *testing.T) {
 	e.Check()
 	p.Release()
 }
+
+// TestFastPinRacingSplitKeepsHint: a pin through a huge entry whose entry is
+// split between the pin's recheck and its use (a DontNeed of another page of
+// the slot) must leave the new leaf marked as maybe pinned, or the next Fork
+// shares the leaf and the child reads what is written through the pin.
+func TestFastPinRacingSplitKeepsHint(t *testing.T) {
+	e := spacetest.New(t, 16<<20, page)
+	s := e.Space(cow.Options{Orders: cow.Orders(e.A.Geometry().PMDOrder)})
+	addr := e.Map(s, 2<<20, cow.ProtRead|cow.ProtWrite)
+	e.Write(s, addr, spacetest.Fill('o', 2<<20))
+	split := once(func() {
+		if err := s.Advise(addr+1<<20, page, cow.DontNeed); err != nil {
+			t.Error(err)
+		}
+	})
+	restore := testhook.Set(testhook.LocklessAfterRecheck, split.run)
+	p, err := Pin(s, addr, page, Write|FastOnly)
+	restore()
+	split.mustHaveRun(t, "the split did not run inside the pin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Release()
+	c := e.Fork(s)
+	writeThrough(p, 0, []byte("pinned"))
+	e.Expect(s, addr, []byte("pinned"))
+	e.Expect(c, addr, spacetest.Fill('o', 6))
+	e.Check()
+}

@@ -28,6 +28,10 @@ const (
 	// LocklessAfterGrab: a lockless path grabbed a folio and has not yet
 	// rechecked its entry.
 	LocklessAfterGrab
+	// LocklessAfterRecheck: a lockless walk grabbed a run and found its
+	// entry unchanged; its caller has not yet used the run (a pin has not
+	// recorded it).
+	LocklessAfterRecheck
 
 	nrPoints
 )
