@@ -335,7 +335,7 @@ func (c *checker) folios2() error {
 	if err != nil {
 		return err
 	}
-	pins, gets := c.a.Ledger()
+	pins, gets, _ := c.a.Ledger()
 	if pinned != pins {
 		return fmt.Errorf("folios hold %d pins; %d are outstanding (a leaked or lost pin)", pinned, pins)
 	}

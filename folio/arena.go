@@ -258,9 +258,10 @@ func orderCeil(geo Geometry, n int) int {
 	return o
 }
 
-// Close releases the backing memory. It fails with ErrBusy while any folio
-// is allocated or any space (mm id) is alive, and leaves the arena usable.
-// Closing a closed arena is a no-op.
+// Close releases the backing memory. It fails with ErrBusy, naming what is
+// still alive, while any space (mm id) is alive, any pin or plain reference
+// (the zero page's included) is held, or any folio is allocated; the arena
+// then stays usable. Closing a closed arena is a no-op.
 func (a *Arena) Close() error {
 	a.drainPCP()
 	a.mmMu.Lock()
@@ -270,9 +271,10 @@ func (a *Arena) Close() error {
 		a.mmMu.Unlock()
 		return nil
 	}
-	if a.nrFree != a.nrPages || a.nrMM > 0 {
-		err := fmt.Errorf("%w: %d of %d pages allocated, %d spaces alive",
-			ErrBusy, a.nrPages-a.nrFree, a.nrPages, a.nrMM)
+	pins, gets, zeroGets := a.Ledger()
+	if a.nrFree != a.nrPages || a.nrMM > 0 || pins != 0 || gets != 0 || zeroGets != 0 {
+		err := fmt.Errorf("%w: %d spaces alive, %d pages pinned, %d pages held by Get (%d of them the zero page), %d of %d pages allocated",
+			ErrBusy, a.nrMM, pins, gets+zeroGets, zeroGets, a.nrPages-a.nrFree, a.nrPages)
 		a.mu.Unlock()
 		a.mmMu.Unlock()
 		return err

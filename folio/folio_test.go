@@ -1,6 +1,7 @@
 package folio
 
 import (
+	"errors"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -385,13 +386,18 @@ func TestLedger(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 1000 {
-				a.LedgerAdd(w+1, 2)
-				a.LedgerAdd(-(w + 1), -1)
+				a.LedgerAdd(w+1, 2, 1)
+				a.LedgerAdd(-(w + 1), -1, -1)
 			}
 		}()
 	}
 	wg.Wait()
-	if pins, gets := a.Ledger(); pins != 0 || gets != 4000 {
-		t.Fatalf("Ledger() = %d pins, %d gets; want 0 and 4000", pins, gets)
+	if pins, gets, zero := a.Ledger(); pins != 0 || gets != 4000 || zero != 0 {
+		t.Fatalf("Ledger() = %d pins, %d gets, %d zero-page gets; want 0, 4000 and 0", pins, gets, zero)
 	}
+	a.LedgerAdd(0, 0, 1)
+	if err := a.Close(); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Close with references outstanding: %v, want ErrBusy", err)
+	}
+	a.LedgerAdd(0, -4000, -1) // so that the cleanup's Close succeeds
 }

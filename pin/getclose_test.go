@@ -2,10 +2,13 @@ package pin
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/anonfolio/anonfolio/cow"
+	"github.com/anonfolio/anonfolio/folio"
 	"github.com/anonfolio/anonfolio/internal/spacetest"
 )
 
@@ -50,5 +53,45 @@ func TestGetBeforeForkOneSideCloses(t *testing.T) {
 				e.Check()
 			})
 		}
+	}
+}
+
+// TestZeroPageGetKeepsArenaOpen: a read-only Get of a page never written
+// holds the shared zero page, which has no folio and so no refcount; the
+// arena must still refuse to close (and unmap it) until the Get is
+// released, or reading it afterwards faults the whole process.
+func TestZeroPageGetKeepsArenaOpen(t *testing.T) {
+	a, err := folio.NewArena(folio.Config{Size: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := cow.NewSpace(a, cow.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := s.Map(1<<20, cow.ProtRead|cow.ProtWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := Get(s, addr, page, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err = a.Close()
+	if !errors.Is(err, folio.ErrBusy) {
+		t.Fatalf("Arena.Close with a Get of the zero page held: %v, want ErrBusy", err)
+	}
+	if !strings.Contains(err.Error(), "zero page") {
+		t.Errorf("ErrBusy does not say what holds the arena: %v", err)
+	}
+	if got := spacetest.Join(g.Bytes()); !bytes.Equal(got, make([]byte, page)) {
+		t.Fatalf("the Get reads %q…, want zeros", spacetest.Head(got))
+	}
+	g.Release()
+	if err := a.Close(); err != nil {
+		t.Fatalf("Arena.Close after the Release: %v", err)
 	}
 }

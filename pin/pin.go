@@ -172,18 +172,19 @@ func (p *Pages) slow(s *cow.Space, va cow.Addr, left int, want cow.Want) error {
 // hold keeps run r, whose folio the walk took one reference (a pin, for
 // Pin) on: one per page.
 func (p *Pages) hold(r cow.Run) {
-	if !r.Zero {
-		if p.pin {
-			if r.N > 1 {
-				p.a.FolioPin(r.Head, r.N-1)
-			}
-			p.a.LedgerAdd(r.N, 0)
-		} else {
-			if r.N > 1 {
-				p.a.FolioGet(r.Head, r.N-1)
-			}
-			p.a.LedgerAdd(0, r.N)
+	switch {
+	case r.Zero:
+		p.a.LedgerAdd(0, 0, 1) // the zero page outlives no arena
+	case p.pin:
+		if r.N > 1 {
+			p.a.FolioPin(r.Head, r.N-1)
 		}
+		p.a.LedgerAdd(r.N, 0, 0)
+	default:
+		if r.N > 1 {
+			p.a.FolioGet(r.Head, r.N-1)
+		}
+		p.a.LedgerAdd(0, r.N, 0)
 	}
 	p.runs = append(p.runs, run{head: r.Head, pfn: r.PFN, n: r.N, zero: r.Zero})
 }
@@ -193,12 +194,13 @@ func (p *Pages) undo() {
 	for _, r := range p.runs {
 		switch {
 		case r.zero:
+			p.a.LedgerAdd(0, 0, -1)
 		case p.pin:
 			p.a.FolioUnpin(r.head, r.n)
-			p.a.LedgerAdd(-r.n, 0)
+			p.a.LedgerAdd(-r.n, 0, 0)
 		default:
 			p.a.FolioPut(r.head, r.n)
-			p.a.LedgerAdd(0, -r.n)
+			p.a.LedgerAdd(0, -r.n, 0)
 		}
 	}
 	p.runs = p.runs[:0]
