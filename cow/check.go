@@ -53,6 +53,15 @@ func Check(spaces ...*Space) error {
 		}
 	}
 	slices.SortFunc(list, func(x, y *Space) int { return int(x.mm) - int(y.mm) })
+	// The deferred split first, then the spaces: a split in progress holds
+	// a reference that no table or ledger accounts for.
+	for _, s := range list {
+		if !s.closed.Load() {
+			s.as.splitMu.Lock()
+			defer s.as.splitMu.Unlock()
+			break
+		}
+	}
 	for _, s := range list {
 		s.mapLock.Lock()
 		s.quiesceLocked()

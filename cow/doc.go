@@ -65,13 +65,14 @@
 //
 // # Lock order
 //
-//	Space.mapLock (RW)                     the mmap_lock; two spaces' only in mm id order (Check, the deferred split)
-//	  pte.Dir.mu                           the PMD lock
-//	    pte.Leaf.mu                        the PTL; two only under mapLock held for writing (Fork, Remap)
-//	      Space.copyMu                     in-flight copies
-//	      arenaState.mu                    deferred-split queue, space registry
-//	        folio atomics, mapcount lock
-//	          folio.Arena.mu               the allocator
+//	arenaState.splitMu                       one deferred-split pass, or one Check
+//	  Space.mapLock (RW)                     the mmap_lock; two spaces' only in mm id order (Check, the deferred split)
+//	    pte.Dir.mu                           the PMD lock
+//	      pte.Leaf.mu                        the PTL; two only under mapLock held for writing (Fork, Remap)
+//	        Space.copyMu                     in-flight copies
+//	        arenaState.mu                    deferred-split queue, space registry
+//	          folio atomics, mapcount lock
+//	            folio.Arena.mu               the allocator
 //
 // The deferred split runs with no map lock held: the fault path drops its
 // own before it reclaims.

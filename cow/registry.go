@@ -13,6 +13,12 @@ import (
 type arenaState struct {
 	a *folio.Arena
 
+	// splitMu is held by the deferred split for a whole pass and by Check
+	// for a whole check, before any map lock: the split holds a reference
+	// on a queued folio while it locks the spaces that map it, which a
+	// Check would count as a leak.
+	splitMu sync.Mutex
+
 	mu sync.Mutex
 	// +checklocks:mu
 	spaces map[folio.MMID]*Space

@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/anonfolio/anonfolio/folio"
+	"github.com/anonfolio/anonfolio/internal/testhook"
 	"github.com/anonfolio/anonfolio/pte"
 )
 
@@ -33,6 +34,8 @@ func SplitDeferred(a *folio.Arena) int {
 // Preconditions: the caller holds no map lock (it takes those of the spaces
 // that map each folio, in mm id order).
 func (as *arenaState) splitDeferred() (freed int) {
+	as.splitMu.Lock()
+	defer as.splitMu.Unlock()
 	as.mu.Lock()
 	queue := as.deferred
 	as.deferred = nil
@@ -75,6 +78,7 @@ func (as *arenaState) trySplit(q deferredFolio) (freed int, retry bool) {
 	if !ok {
 		return 0, false
 	}
+	testhook.Run(testhook.SplitAfterGrab)
 	held := true
 	defer func() {
 		if held {

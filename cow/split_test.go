@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/anonfolio/anonfolio/folio"
+	"github.com/anonfolio/anonfolio/internal/testhook"
 )
 
 // TestPartialUnmapDeferredSplit: DontNeed or Unmap of part of a large folio
@@ -191,5 +193,45 @@ func TestOutOfMemory(t *testing.T) {
 	}
 	write(t, s, addr+(5<<20), []byte("fits again"))
 	expect(t, s, addr+(1<<20), data[1<<20:2<<20])
+	e.check()
+}
+
+// TestCheckDuringSplitDeferred: Check may run while the deferred split is
+// under way (it is documented as callable while the spaces are in use) and
+// must not count the split's own reference on a folio as a leak. The split
+// takes that reference before it locks the spaces that map the folio; a
+// Check let in there would see one reference too many.
+func TestCheckDuringSplitDeferred(t *testing.T) {
+	e := newEnv(t, 16<<20)
+	s := e.space(Orders(4))
+	addr := mustMap(t, s, 2<<20, ProtRead|ProtWrite)
+	write(t, s, addr, pattern('s', 16*4096))
+	if err := s.Advise(addr+4096, 4096, DontNeed); err != nil {
+		t.Fatal(err)
+	}
+	checked := make(chan error, 1)
+	var early error
+	inSplit := testhook.NewOnce(func() {
+		go func() { checked <- Check(s) }()
+		// Give Check the chance the bug needs: it runs to the end here
+		// unless something holds it off until the split is done.
+		select {
+		case early = <-checked:
+			checked <- early
+		case <-time.After(200 * time.Millisecond):
+		}
+	})
+	restore := testhook.Set(testhook.SplitAfterGrab, inSplit.Run)
+	freed := s.SplitDeferred()
+	restore()
+	if !inSplit.Ran() {
+		t.Fatal("the interleaving did not happen: the split never grabbed a folio")
+	}
+	if freed != 1 {
+		t.Fatalf("SplitDeferred freed %d pages, want 1", freed)
+	}
+	if err := <-checked; err != nil {
+		t.Fatalf("Check during the split: %v", err)
+	}
 	e.check()
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/anonfolio/anonfolio/cow"
@@ -12,24 +11,12 @@ import (
 	"github.com/anonfolio/anonfolio/internal/testhook"
 )
 
-// hookOnce is a hook that runs f the first time only, and tells whether it
-// ran: a test whose interleaving never happened proves nothing.
-type hookOnce struct {
-	done atomic.Bool
-	f    func()
-}
+func once(f func()) *testhook.Once { return testhook.NewOnce(f) }
 
-func once(f func()) *hookOnce { return &hookOnce{f: f} }
-
-func (h *hookOnce) run() {
-	if h.done.CompareAndSwap(false, true) {
-		h.f()
-	}
-}
-
-func (h *hookOnce) mustHaveRun(t *testing.T, what string) {
+// mustHaveRun fails the test if the hook never ran.
+func mustHaveRun(t *testing.T, h *testhook.Once, what string) {
 	t.Helper()
-	if !h.done.Load() {
+	if !h.Ran() {
 		t.Fatalf("the interleaving did not happen: %s", what)
 	}
 }
@@ -63,10 +50,10 @@ func TestFastPinRefusedWhileForkCopies(t *testing.T) {
 				late, lateErr = Pin(s, addr, page, Write)
 			}()
 		})
-		restore := testhook.Set(point, during.run)
+		restore := testhook.Set(point, during.Run)
 		c := e.Fork(s)
 		restore()
-		during.mustHaveRun(t, "no pin attempt during Fork")
+		mustHaveRun(t, during, "no pin attempt during Fork")
 		wg.Wait()
 		if lateErr != nil {
 			t.Fatal(lateErr)
@@ -101,7 +88,7 @@ func TestFastPinUndoneWhenForkBegins(t *testing.T) {
 			var forkErr error
 			var wg sync.WaitGroup
 			quiescing := once(func() { close(forking) })
-			r1 := testhook.Set(testhook.Quiescing, quiescing.run)
+			r1 := testhook.Set(testhook.Quiescing, quiescing.Run)
 			defer r1()
 			grabbed := once(func() {
 				wg.Add(1)
@@ -111,10 +98,10 @@ func TestFastPinUndoneWhenForkBegins(t *testing.T) {
 				}()
 				<-forking // the Fork made wpSeq odd and waits for this section
 			})
-			r2 := testhook.Set(testhook.LocklessAfterGrab, grabbed.run)
+			r2 := testhook.Set(testhook.LocklessAfterGrab, grabbed.Run)
 			defer r2()
 			p, err := Pin(s, addr+page, 4*page, Write)
-			grabbed.mustHaveRun(t, "the fast path never grabbed")
+			mustHaveRun(t, grabbed, "the fast path never grabbed")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,10 +142,10 @@ func TestFastGetUndoneByCOW(t *testing.T) {
 		}()
 		wg.Wait()
 	})
-	restore := testhook.Set(testhook.LocklessAfterGrab, grabbed.run)
+	restore := testhook.Set(testhook.LocklessAfterGrab, grabbed.Run)
 	g, err := Get(s, addr, page, 0)
 	restore()
-	grabbed.mustHaveRun(t, "the fast path never grabbed the shared page")
+	mustHaveRun(t, grabbed, "the fast path never grabbed the shared page")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,10 +178,10 @@ func TestUnshareRacesWriter(t *testing.T) {
 		}()
 		wg.Wait()
 	})
-	restore := testhook.Set(testhook.WPCopyUnlocked, paused.run)
+	restore := testhook.Set(testhook.WPCopyUnlocked, paused.Run)
 	p, err := Pin(s, addr, page, 0)
 	restore()
-	paused.mustHaveRun(t, "the pin's unshare never copied")
+	mustHaveRun(t, paused, "the pin's unshare never copied")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,10 +214,10 @@ func TestFastPinRacingSplitKeepsHint(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	restore := testhook.Set(testhook.LocklessAfterRecheck, split.run)
+	restore := testhook.Set(testhook.LocklessAfterRecheck, split.Run)
 	p, err := Pin(s, addr, page, Write|FastOnly)
 	restore()
-	split.mustHaveRun(t, "the split did not run inside the pin")
+	mustHaveRun(t, split, "the split did not run inside the pin")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,9 @@ const (
 	// entry unchanged; its caller has not yet used the run (a pin has not
 	// recorded it).
 	LocklessAfterRecheck
+	// SplitAfterGrab: the deferred split took its reference on a queued
+	// folio and has not yet locked the spaces that map it.
+	SplitAfterGrab
 
 	nrPoints
 )
@@ -50,3 +53,24 @@ func Set(p Point, f func()) (restore func()) {
 	hooks[p].Store(&f)
 	return func() { hooks[p].Store(nil) }
 }
+
+// Once is a hook that runs f the first time only and remembers that it
+// ran: a test whose interleaving never happened proves nothing, so tests
+// check Ran after the operation.
+type Once struct {
+	done atomic.Bool
+	f    func()
+}
+
+// NewOnce returns a hook that runs f once.
+func NewOnce(f func()) *Once { return &Once{f: f} }
+
+// Run runs f if it has not run yet; pass it to Set.
+func (h *Once) Run() {
+	if h.done.CompareAndSwap(false, true) {
+		h.f()
+	}
+}
+
+// Ran reports whether f ran.
+func (h *Once) Ran() bool { return h.done.Load() }
