@@ -27,9 +27,9 @@ import (
 //     point to it, and its mappings are counted once, to its first user;
 //   - the arena's allocator is consistent (folio.Arena.Check).
 //
-// It locks every space and waits for their lockless accesses, so it may be
-// called while other goroutines use them (they wait); but pins must not be
-// released concurrently. It returns the first violation, naming the address,
+// It locks every space, waits for their lockless accesses and for releases
+// of pins and Gets in flight, and holds off the deferred split, so it may be
+// called while other goroutines use the spaces and their pins (they wait). It returns the first violation, naming the address,
 // the folio and the counts.
 //
 // +checklocksignore: it locks every space in a loop, in mm id order.
@@ -72,6 +72,9 @@ func Check(spaces ...*Space) error {
 			s.mapLock.Unlock()
 		}
 	}()
+	// Last, the releases of pins and Gets, which need no lock of a space.
+	a.LedgerFreeze()
+	defer a.LedgerThaw()
 	if as, ok := arenas.Load(a); ok {
 		for _, s := range as.(*arenaState).liveSpaces() {
 			if !set[s] {

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/anonfolio/anonfolio/folio"
+	"github.com/anonfolio/anonfolio/internal/sections"
 	"github.com/anonfolio/anonfolio/internal/testhook"
 	"github.com/anonfolio/anonfolio/pte"
 )
@@ -79,10 +80,10 @@ type FastSection struct {
 // if a Fork is write-protecting the space or it is closed: take the slow
 // path.
 func (s *Space) BeginFast() (FastSection, bool) {
-	n := s.inflight.enter()
+	n := s.inflight.Enter()
 	seq := s.wpSeq.Load()
 	if seq&1 != 0 || s.closed.Load() {
-		exit(n)
+		sections.Exit(n)
 		return FastSection{}, false
 	}
 	return FastSection{s: s, seq: seq, n: n}, true
@@ -93,7 +94,7 @@ func (s *Space) BeginFast() (FastSection, bool) {
 func (f FastSection) Unchanged() bool { return f.s.wpSeq.Load() == f.seq }
 
 // End leaves the section.
-func (f FastSection) End() { exit(f.n) }
+func (f FastSection) End() { sections.Exit(f.n) }
 
 // GrabLockless walks the table at addr without a lock and grabs the run of
 // at most max pages of one folio that the entry there (and those after it,

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/anonfolio/anonfolio/folio"
+	"github.com/anonfolio/anonfolio/internal/sections"
 	"github.com/anonfolio/anonfolio/pte"
 )
 
@@ -58,8 +59,8 @@ func (s *Space) access(p []byte, off int64, write bool) (n int, err error) {
 // many bytes it did and whether it stopped at a page that needs the slow
 // path. It runs in a lockless section: Fork and Check wait for it.
 func (s *Space) accessFast(addr Addr, p []byte, write bool) (done int, stuck bool) {
-	sec := s.inflight.enter()
-	defer exit(sec)
+	sec := s.inflight.Enter()
+	defer sections.Exit(sec)
 	if s.wpSeq.Load()&1 != 0 || s.closed.Load() {
 		return 0, true
 	}

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/anonfolio/anonfolio/folio"
+	"github.com/anonfolio/anonfolio/internal/sections"
 	"github.com/anonfolio/anonfolio/internal/testhook"
 	"github.com/anonfolio/anonfolio/pte"
 )
@@ -44,7 +45,7 @@ type Space struct {
 	// while it is odd, and GUP-fast rechecks it at the end.
 	wpSeq atomic.Uint64
 	// inflight counts the lockless accesses in flight.
-	inflight sections
+	inflight sections.Counter
 
 	// copies records this space's COW copies in flight: each holds a
 	// reference on the old folio that must not stop a reuse (the copy
@@ -136,7 +137,7 @@ func (s *Space) Close() error {
 func (s *Space) quiesceLocked() {
 	s.wpSeq.Add(1)
 	testhook.Run(testhook.Quiescing)
-	s.inflight.drain()
+	s.inflight.Drain()
 }
 
 // unquiesce lets the lockless paths in again.

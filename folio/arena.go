@@ -83,8 +83,10 @@ type Arena struct {
 	// pcp are the order-0 page caches in front of the buddy allocator
 	// (see pcp.go).
 	pcp [nPCP]pcpList
-	// ledger counts the pins and plain references outstanding.
+	// ledger counts the pins and plain references outstanding; gate keeps
+	// Check from seeing a release half done.
 	ledger ledger
+	gate   ledgerGate
 
 	// Per-page bits, atomic (see bitmap).
 	pae      bitmap // AnonExclusive

@@ -1,8 +1,11 @@
 package folio
 
 import (
+	"sync"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/anonfolio/anonfolio/internal/sections"
 )
 
 // The external-reference ledger counts the references on the arena's memory
@@ -50,4 +53,55 @@ func (a *Arena) Ledger() (pins, gets, zeroGets int64) {
 		zeroGets += a.ledger.shard[i].zero.Load()
 	}
 	return pins, gets, zeroGets
+}
+
+// ledgerGate keeps Check from seeing a release half done: Pages.Release
+// drops a folio's pins or references and then the ledger's count, with no
+// lock of any space held (the space may be gone), so it does both inside a
+// section of the gate; Check freezes the gate, which waits for the sections
+// in flight and holds new ones at the door, and compares the two.
+// Acquisitions need none of this: they run inside a lockless section of
+// their space or under its map lock, which Check quiesces.
+type ledgerGate struct {
+	in     sections.Counter
+	frozen atomic.Int32 // Freezes in force
+	// door is held for writing while frozen: a section that found the
+	// gate frozen waits on it for reading.
+	door sync.RWMutex
+}
+
+// LedgerEnter begins a release of pins or plain references: a section of
+// the ledger gate, which it waits at while a Check has frozen it. Pass the
+// result to LedgerExit once the folio counts and the ledger agree again.
+func (a *Arena) LedgerEnter() *atomic.Int64 {
+	g := &a.gate
+	for {
+		n := g.in.Enter()
+		if g.frozen.Load() == 0 {
+			return n
+		}
+		sections.Exit(n)
+		g.door.RLock() // until LedgerThaw
+		g.door.RUnlock()
+	}
+}
+
+// LedgerExit ends the section LedgerEnter began.
+func (a *Arena) LedgerExit(n *atomic.Int64) { sections.Exit(n) }
+
+// LedgerFreeze holds new releases at the gate and waits for those in
+// flight: until LedgerThaw, the folios' pin and reference counts and the
+// ledger change only by acquisitions (which the caller also quiesced).
+func (a *Arena) LedgerFreeze() {
+	g := &a.gate
+	g.door.Lock()
+	g.frozen.Add(1)
+	g.in.Drain()
+}
+
+// LedgerThaw reopens the gate.
+func (a *Arena) LedgerThaw() {
+	g := &a.gate
+	g.frozen.Add(-1)
+	g.door.Unlock()
 }

@@ -95,3 +95,21 @@ func TestZeroPageGetKeepsArenaOpen(t *testing.T) {
 		t.Fatalf("Arena.Close after the Release: %v", err)
 	}
 }
+
+// TestFastOnlyClosedSpace: FastOnly on a closed space is ErrClosed, as the
+// slow path says, not ErrFastFailed (which invites a retry that can never
+// succeed).
+func TestFastOnlyClosedSpace(t *testing.T) {
+	e := spacetest.New(t, 8<<20, page)
+	s := e.Space(cow.Options{})
+	addr := e.Map(s, 1<<20, cow.ProtRead|cow.ProtWrite)
+	e.Write(s, addr, []byte("x"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, take := range []func(*cow.Space, cow.Addr, int, Flags) (*Pages, error){Pin, Get} {
+		if p, err := take(s, addr, page, FastOnly); !errors.Is(err, cow.ErrClosed) || p != nil {
+			t.Errorf("FastOnly on a closed space: %v, %v; want ErrClosed", p, err)
+		}
+	}
+}

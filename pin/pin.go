@@ -7,6 +7,7 @@ import (
 
 	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/folio"
+	"github.com/anonfolio/anonfolio/internal/testhook"
 	"github.com/anonfolio/anonfolio/pte"
 )
 
@@ -99,13 +100,21 @@ func take(s *cow.Space, addr cow.Addr, length int, flags Flags, pin bool) (*Page
 	total := int((uint64(addr) + uint64(length) - first + ps - 1) / ps)
 	p := &Pages{a: s.Arena(), pin: pin, flags: flags}
 	p.runs = p.run0[:0]
+	// Registered before anything is held: a Check from here on counts what
+	// the runs hold as they are taken (in a lockless section, or under the
+	// map lock, both of which Check waits for).
+	track(p)
 	done := 0
 	if flags&SlowOnly == 0 {
 		done = p.fast(s, cow.Addr(first), total, want)
+		testhook.Run(testhook.PinFastDone)
 	}
 	if done < total {
 		if flags&FastOnly != 0 {
 			p.Release()
+			if s.Closed() {
+				return nil, fmt.Errorf("pin: %w", cow.ErrClosed)
+			}
 			return nil, ErrFastFailed
 		}
 		if err := p.slow(s, cow.Addr(first+uint64(done)*ps), total-done, want); err != nil {
@@ -114,7 +123,6 @@ func take(s *cow.Space, addr cow.Addr, length int, flags Flags, pin bool) (*Page
 		}
 	}
 	p.bytes = p.slices(uint64(addr)%ps, length, int(ps))
-	track(p)
 	return p, nil
 }
 
@@ -197,6 +205,7 @@ func (p *Pages) undo() {
 			p.a.LedgerAdd(0, 0, -1)
 		case p.pin:
 			p.a.FolioUnpin(r.head, r.n)
+			testhook.Run(testhook.ReleaseMidway)
 			p.a.LedgerAdd(-r.n, 0, 0)
 		default:
 			p.a.FolioPut(r.head, r.n)
@@ -262,6 +271,9 @@ func (p *Pages) Release() {
 	if p == nil || !p.done.CompareAndSwap(false, true) {
 		return
 	}
+	// The folio counts and the ledger change together, as Check sees them.
+	sec := p.a.LedgerEnter()
 	untrack(p)
 	p.undo()
+	p.a.LedgerExit(sec)
 }

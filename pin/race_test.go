@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/internal/spacetest"
@@ -227,4 +228,58 @@ func TestFastPinRacingSplitKeepsHint(t *testing.T) {
 	e.Expect(s, addr, []byte("pinned"))
 	e.Expect(c, addr, spacetest.Fill('o', 6))
 	e.Check()
+}
+
+// TestCheckDuringPin: Check may run while a pin is under way, between its
+// fast path (which counted the pins it took) and its slow path, and must
+// find the pins accounted for: the race and invariants builds verify them
+// page by page against the live Pages, which the pin registers before it
+// takes anything.
+func TestCheckDuringPin(t *testing.T) {
+	e := spacetest.New(t, 16<<20, page)
+	s := e.Space(cow.Options{Orders: cow.Orders()})
+	addr := e.Map(s, 1<<20, cow.ProtRead|cow.ProtWrite)
+	e.Write(s, addr, spacetest.Fill('p', page)) // the first page is present, the second is not
+	var checkErr error
+	between := once(func() { checkErr = cow.Check(s) })
+	restore := testhook.Set(testhook.PinFastDone, between.Run)
+	p, err := Pin(s, addr, 2*page, Write)
+	restore()
+	mustHaveRun(t, between, "the pin never finished a fast path")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Release()
+	if checkErr != nil {
+		t.Fatalf("Check between the fast and the slow path of a pin: %v", checkErr)
+	}
+}
+
+// TestCheckDuringRelease: a Release drops the folios' pins and the ledger's
+// count with no lock of the space held; a Check that runs meanwhile must
+// wait for it, not report the pin totals as lost.
+func TestCheckDuringRelease(t *testing.T) {
+	e := spacetest.New(t, 16<<20, page)
+	s := e.Space(cow.Options{})
+	addr := e.Map(s, 1<<20, cow.ProtRead|cow.ProtWrite)
+	p, err := Pin(s, addr, page, Write)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := make(chan error, 1)
+	midway := once(func() {
+		go func() { checked <- cow.Check(s) }()
+		select { // the Check runs to its end here unless it waits
+		case err := <-checked:
+			checked <- err
+		case <-time.After(200 * time.Millisecond):
+		}
+	})
+	restore := testhook.Set(testhook.ReleaseMidway, midway.Run)
+	p.Release()
+	restore()
+	mustHaveRun(t, midway, "the release never dropped a pin")
+	if err := <-checked; err != nil {
+		t.Fatalf("Check during a Release: %v", err)
+	}
 }

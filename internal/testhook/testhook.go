@@ -35,6 +35,12 @@ const (
 	// SplitAfterGrab: the deferred split took its reference on a queued
 	// folio and has not yet locked the spaces that map it.
 	SplitAfterGrab
+	// PinFastDone: a pin or Get took part of its range on the fast path
+	// and left its lockless section; the slow path has not begun.
+	PinFastDone
+	// ReleaseMidway: a release of pins or Gets dropped its first run's
+	// counts on the folio and not yet the ledger's.
+	ReleaseMidway
 
 	nrPoints
 )
