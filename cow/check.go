@@ -25,6 +25,15 @@ import (
 //   - each space's Resident equals the pages its tables map;
 //   - a leaf shared after a fork lists exactly the spaces whose tables
 //     point to it, and its mappings are counted once, to its first user;
+//   - in race and invariants builds, where the pin package registers every
+//     pinned page: a leaf that maps a pinned page carries the "maybe
+//     pinned" hint (or a Fork would share it) and is shared by no one (or
+//     another space would see what is written through the pin: pin
+//     coherence and isolation);
+//   - regions are sorted, page-aligned and disjoint; no detached leaf is
+//     still installed; no COW copy is recorded in flight (none can be, with
+//     the map lock held); every folio marked for the deferred split is on
+//     its queue;
 //   - the arena's allocator is consistent (folio.Arena.Check).
 //
 // It locks every space, waits for their lockless accesses and for releases
@@ -83,7 +92,13 @@ func Check(spaces ...*Space) error {
 		}
 	}
 	c := &checker{a: a, geo: a.Geometry(), pageMaps: make([]int32, a.NrPages()),
-		folios: map[folio.PFN]*folioUse{}, leaves: map[*pte.Leaf][]folio.MMID{}}
+		folios: map[folio.PFN]*folioUse{}, leaves: map[*pte.Leaf][]folio.MMID{}, queued: map[folio.PFN]bool{}}
+	if as, ok := arenas.Load(a); ok {
+		as.(*arenaState).queuedFolios(c.queued)
+	}
+	if f := pinnedPagesSource.Load(); f != nil {
+		c.pinned = (*f)(a)
+	}
 	for _, s := range list {
 		if s.closed.Load() {
 			continue
@@ -121,6 +136,8 @@ type folioUse struct {
 
 type checker struct {
 	a        *folio.Arena
+	queued   map[folio.PFN]bool // on the deferred-split queue
+	pinned   map[folio.PFN]int  // pins per page, where the pin package tells
 	geo      folio.Geometry
 	pageMaps []int32 // per page: entries that map it
 	folios   map[folio.PFN]*folioUse
@@ -144,6 +161,12 @@ func (c *checker) use(head folio.PFN, mm folio.MMID, n int, entire bool) {
 //
 // +checklocks:s.mapLock
 func (c *checker) space(s *Space) error {
+	if err := checkRegions(s.regions, s.ps); err != nil {
+		return err
+	}
+	if err := s.copies.checkIdle(); err != nil {
+		return err
+	}
 	var resident int64
 	leafSize := s.table.LeafSize()
 	for d := s.table.NextDir(0, uint64(vaLimit)); d != nil; d = s.table.NextDir(d.Base()+s.table.DirSize(), uint64(vaLimit)) {
@@ -206,8 +229,12 @@ func (c *checker) huge(s *Space, d *pte.Dir, di int, slot Addr, leafSize uint64,
 func (c *checker) leaf(s *Space, l *pte.Leaf, first bool) (int64, error) {
 	l.Lock()
 	defer l.Unlock()
+	if l.Dead() {
+		return 0, fmt.Errorf("leaf at %#x is installed but was freed", l.Base())
+	}
 	owner := folio.MMID(l.Users()[0])
 	count, pages := 0, int64(0)
+
 	cont := c.geo.ContPTEs
 	for i := 0; i < l.Len(); i++ {
 		e := l.GetRaw(i)
@@ -249,6 +276,14 @@ func (c *checker) leaf(s *Space, l *pte.Leaf, first bool) (int64, error) {
 		}
 		c.pageMaps[e.PFN()]++
 		c.use(head, owner, 1, false)
+		if c.pinned[e.PFN()] > 0 {
+			if !l.MaybePinned() {
+				return 0, fmt.Errorf("entry at %#x maps pinned page %#x through a leaf without the maybe-pinned hint: a Fork would share it", uint64(addr), uint64(e.PFN()))
+			}
+			if l.Shared() {
+				return 0, fmt.Errorf("entry at %#x maps pinned page %#x through a leaf shared by spaces %v: writes through the pin reach them all", uint64(addr), uint64(e.PFN()), l.Users())
+			}
+		}
 		pages++
 	}
 	if count != l.Nr() {
@@ -312,6 +347,10 @@ func (c *checker) folios2() error {
 	var err error
 	var extra, pinned int64 // references that are neither mappings nor pins; pins
 	c.a.ForEachFolio(func(head folio.PFN, order int) bool {
+		if order > 0 && c.a.FolioDeferred(head) && !c.queued[head] && c.a.FolioMapcount(head) > 0 {
+			err = fmt.Errorf("folio %#x (order %d) is marked for the deferred split but not queued: it is never split", uint64(head), order)
+			return false
+		}
 		u := c.folios[head]
 		if u == nil {
 			u = &folioUse{}
@@ -380,6 +419,24 @@ func checkOwners(a *folio.Arena, head folio.PFN, order int, u *folioUse) error {
 		if !(ids[0] == mm && counts[0] == n) && !(ids[1] == mm && counts[1] == n) {
 			return fmt.Errorf("folio %#x (order %d): not marked shared, but the owner tracking (%v, %v) does not give space %d its %d mappings",
 				uint64(head), order, ids, counts, mm, n)
+		}
+	}
+	return nil
+}
+
+// checkRegions checks that regions are non-empty, page-aligned, sorted and
+// disjoint, with a valid protection.
+func checkRegions(rs []region, ps uint64) error {
+	for i, r := range rs {
+		switch {
+		case r.start == 0 || r.start >= r.end || r.end > vaLimit:
+			return fmt.Errorf("region %v is empty or out of the address space", r)
+		case uint64(r.start)%ps != 0 || uint64(r.end)%ps != 0:
+			return fmt.Errorf("region %v is not page-aligned", r)
+		case r.prot&^protMask != 0:
+			return fmt.Errorf("region %v has protection bits %#x", r, uint8(r.prot))
+		case i > 0 && rs[i-1].end > r.start:
+			return fmt.Errorf("regions %v and %v overlap or are out of order", rs[i-1], r)
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package cow
 
 import (
+	"fmt"
 	"math/bits"
 	"sync"
 	"sync/atomic"
@@ -99,4 +100,21 @@ func (c *copyTable) unchanged(s *copySnap) bool {
 		}
 	}
 	return true
+}
+
+// checkIdle reports a copy recorded in flight: with the map lock held for
+// writing there can be none, and a stale record would let a reuse ignore a
+// reference it must not.
+func (c *copyTable) checkIdle() error {
+	for i := range c.slots {
+		if v := c.slots[i].Load(); v&slotKeyMask != 0 {
+			return fmt.Errorf("a COW copy of folio %#x is recorded in flight with the space quiet", v&slotKeyMask-1)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for head := range c.over {
+		return fmt.Errorf("a COW copy of folio %#x is recorded in flight with the space quiet", uint64(head))
+	}
+	return nil
 }

@@ -366,3 +366,15 @@ func RegisterChecker(c Checker) {
 	checkers = append(checkers, c)
 	checkersMu.Unlock()
 }
+
+// pinnedPagesSource lists the pins held on an arena's pages, page by page:
+// the pin package registers it in race and invariants builds, and Check
+// then verifies how each pinned page is mapped.
+var pinnedPagesSource atomic.Pointer[func(a *folio.Arena) map[folio.PFN]int]
+
+// RegisterPinnedPages sets the source of the pins held page by page, and
+// returns a function that restores the previous one.
+func RegisterPinnedPages(f func(a *folio.Arena) map[folio.PFN]int) (restore func()) {
+	prev := pinnedPagesSource.Swap(&f)
+	return func() { pinnedPagesSource.Store(prev) }
+}

@@ -87,3 +87,12 @@ func (as *arenaState) liveSpaces() []*Space {
 	}
 	return out
 }
+
+// queuedFolios adds the folios on the deferred-split queue to set.
+func (as *arenaState) queuedFolios(set map[folio.PFN]bool) {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	for _, q := range as.deferred {
+		set[q.head] = true
+	}
+}

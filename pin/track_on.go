@@ -23,6 +23,25 @@ var live struct {
 func init() {
 	live.pages = map[*Pages]struct{}{}
 	cow.RegisterChecker(checkPins)
+	cow.RegisterPinnedPages(pinnedPages)
+}
+
+// pinnedPages returns the pins the live Pages hold on a's pages.
+func pinnedPages(a *folio.Arena) map[folio.PFN]int {
+	live.mu.Lock()
+	defer live.mu.Unlock()
+	out := map[folio.PFN]int{}
+	for p := range live.pages {
+		if p.a != a || !p.pin {
+			continue
+		}
+		for _, r := range p.runs {
+			for k := range r.n {
+				out[r.pfn+folio.PFN(k)]++
+			}
+		}
+	}
+	return out
 }
 
 func track(p *Pages) {
@@ -48,6 +67,9 @@ func checkPins(a *folio.Arena) error {
 		for _, r := range p.runs {
 			if r.zero {
 				continue
+			}
+			if h, _, ok := a.PageFolio(r.pfn); !ok || h != r.head {
+				return fmt.Errorf("pin: page %#x is held, but its folio %#x was freed or split", uint64(r.pfn), uint64(r.head))
 			}
 			if !p.pin {
 				gets[r.head] += r.n
