@@ -51,7 +51,10 @@
 // and undo if either changed. Fork makes wpSeq odd and waits for the
 // sections in flight to drain before it write-protects anything, so a
 // lockless write lands wholly before or after the snapshot (a section ends
-// on a page boundary). Check quiesces the same way.
+// on a page boundary). Protect and WriteProtect quiesce the same way, so
+// that an access in flight is done before the lower protection is in force
+// (the next write to each page faults, which dirty tracking relies on), and
+// so does Check.
 //
 // On-demand fork shares leaves without write-protecting them, so a space
 // that drops a shared leaf (a whole-slot DontNeed or Unmap) leaves it as an

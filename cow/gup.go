@@ -168,6 +168,7 @@ func (s *Space) GrabLockless(addr Addr, max int, want Want) (Run, bool) {
 			return Run{}, false
 		}
 	}
+	testhook.Run(testhook.LocklessAfterRecheck)
 	return Run{Head: head, PFN: e.PFN(), N: n}, true
 }
 

@@ -2,6 +2,7 @@ package cow
 
 import (
 	"bytes"
+	"errors"
 	"runtime"
 	"sync"
 	"testing"
@@ -60,5 +61,63 @@ func TestWriteAtSectionEndsOnPage(t *testing.T) {
 		if n := bytes.Count(b, []byte{'n'}); n != 0 && n != 4096 {
 			t.Errorf("the child's page %d is torn: %d bytes new, %d old", p, n, 4096-n)
 		}
+	}
+}
+
+// TestWriteProtectWaitsForLocklessWrites: Protect to read-only and
+// WriteProtect promise that the next write to each page faults (soft-dirty
+// tracking and incremental snapshots rely on it), so a lockless WriteAt
+// that began before them must finish before they return, not land after.
+// Interleaving: the writer is paused in its section, holding the first
+// page it found writable and is about to copy into; the write-protect runs; it must wait for the writer (it reaches its
+// quiescing point), not return while the writer is stopped.
+func TestWriteProtectWaitsForLocklessWrites(t *testing.T) {
+	for _, how := range []string{"Protect", "WriteProtect"} {
+		t.Run(how, func(t *testing.T) {
+			e := newEnv(t, 16<<20)
+			s := e.space(Orders())
+			addr := mustMap(t, s, 2<<20, ProtRead|ProtWrite)
+			write(t, s, addr, fill('o', 2<<20))
+
+			protected := make(chan error, 1)
+			quiescing := make(chan struct{}, 1)
+			t.Cleanup(testhook.Set(testhook.Quiescing, func() {
+				select {
+				case quiescing <- struct{}{}:
+				default:
+				}
+			}))
+			var waited bool
+			inWrite := testhook.NewOnce(func() {
+				go func() {
+					if how == "Protect" {
+						protected <- s.Protect(addr, 2<<20, ProtRead)
+					} else {
+						protected <- s.WriteProtect(addr, 2<<20)
+					}
+				}()
+				select {
+				case <-quiescing:
+					waited = true
+				case err := <-protected:
+					protected <- err
+				}
+			})
+			restore := testhook.Set(testhook.LocklessAfterRecheck, inWrite.Run)
+			n, err := s.WriteAt(fill('n', 8*4096), int64(addr))
+			restore()
+			if !inWrite.Ran() {
+				t.Fatal("the interleaving did not happen: the write never grabbed a page")
+			}
+			if err := <-protected; err != nil {
+				t.Fatal(err)
+			}
+			if !waited {
+				t.Fatalf("%s returned while a lockless write was in flight (it wrote %d bytes, %v, after)", how, n, err)
+			}
+			if _, err := s.WriteAt([]byte("x"), int64(addr)); !errors.Is(err, ErrProtection) && how == "Protect" {
+				t.Fatalf("a write after Protect(read-only): %v, want ErrProtection", err)
+			}
+		})
 	}
 }

@@ -295,7 +295,9 @@ func (s *Space) Unmap(addr Addr, length int) error {
 }
 
 // Protect changes the protection of [addr, addr+length), which must be
-// mapped (ErrFault otherwise). Pages already mapped keep their data.
+// mapped (ErrFault otherwise). Pages already mapped keep their data. An
+// access that began before it (a WriteAt in flight) is done before it
+// returns; every access after it sees the new protection.
 // Upgrading to writable maps AnonExclusive pages writable at once
 // (can_change_pte_writable); shared ones stay read-only and copy on their
 // next write.
@@ -320,7 +322,12 @@ func (s *Space) Protect(addr Addr, length int, prot Prot) error {
 		s.regions[i].prot = prot
 	}
 	s.mergeLocked()
+	// A lockless access that found a page writable (or readable) must be
+	// done before the protection is lower: the next access after Protect
+	// returns faults.
+	s.quiesceLocked()
 	s.changeProtRange(addr, end, prot)
+	s.unquiesce()
 	return nil
 }
 
@@ -329,8 +336,10 @@ func (s *Space) Protect(addr Addr, length int, prot Prot) error {
 // (writing 4 to /proc/pid/clear_refs) and as userfaultfd's write-protect
 // does: the next write to each page faults. A page keeps AnonExclusive, so
 // that fault reuses it in place and a pin on it stays coherent; a shared
-// page is copied as before. The range must be mapped (ErrFault otherwise);
-// regions that are not writable are left alone.
+// page is copied as before. A lockless write that began before it (a
+// WriteAt in flight) is waited for, so it never lands after the return
+// without a fault. The range must be mapped (ErrFault otherwise); regions
+// that are not writable are left alone.
 func (s *Space) WriteProtect(addr Addr, length int) error {
 	if err := s.checkRange(addr, length); err != nil {
 		return err
@@ -345,6 +354,8 @@ func (s *Space) WriteProtect(addr Addr, length int) error {
 		return unmappedErr("WriteProtect", addr, length)
 	}
 	lo, hi := s.spanLocked(addr, end)
+	s.quiesceLocked() // a lockless write in flight lands before, not after
+	defer s.unquiesce()
 	for _, r := range s.regions[lo:hi] {
 		if r.prot.writable() {
 			// Read-only, whatever the region allows: a write-only
