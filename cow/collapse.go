@@ -79,10 +79,15 @@ func (s *Space) collapseSlot(va Addr, r region) (ok bool, err error) {
 	l.Unlock()
 
 	d.Lock()
-	d.FreeLeafLocked(di)
+	// SetHugeLocked frees the leaf, empty now. It cannot find the slot
+	// taken: the map lock is held for writing and the lockless paths are
+	// quiesced, so nothing maps into it meanwhile. Were that ever broken,
+	// the copy just made would be lost with the old pages: stop here.
+	if !d.SetHugeLocked(di, pte.Mk(head, anonPTE)) {
+		panic(fmt.Sprintf("cow: Collapse at %#x: the slot filled while the space was quiesced", uint64(va)))
+	}
 	s.a.FolioAddEntireMapcount(head, s.mm) // the allocation's reference is the mapping's
 	s.a.SetPageAnonExclusive(head, n)
-	d.SetHugeLocked(di, pte.Mk(head, anonPTE))
 	if !r.prot.writable() {
 		set, clear := pte.PTE(0), pte.Write
 		if !r.prot.readable() {

@@ -282,6 +282,12 @@ func (a *Arena) Close() error {
 		return err
 	}
 	a.closed = true
+	// A Scavenge that took a block off its list may still be in its
+	// madvise: the memory must stay mapped until it is back (it counts as
+	// free meanwhile, so the test above let it through).
+	for a.scavenging > 0 {
+		a.scavReturned.Wait()
+	}
 	started := a.scavStarted
 	a.mu.Unlock()
 	a.mmMu.Unlock()

@@ -4,7 +4,10 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
+
+	"github.com/anonfolio/anonfolio/internal/testhook"
 )
 
 // newTestArena returns an arena of size bytes that the test closes, checking
@@ -223,5 +226,44 @@ func TestMetadataOverhead(t *testing.T) {
 		if pct := 100 * perPage / float64(ps); pct > 0.5 {
 			t.Errorf("metadata overhead with %d-byte pages is %.3f%%, above 0.5%%", ps, pct)
 		}
+	}
+}
+
+// TestCloseWaitsForScavenge: a Scavenge in its madvise holds a free block
+// off the lists (still counted free), so Close saw nothing busy and
+// unmapped the memory under it; the madvise then hit unmapped memory, or a
+// new mapping at the same address. Close must wait for it.
+func TestCloseWaitsForScavenge(t *testing.T) {
+	a, err := NewArena(Config{Size: 4 << 20, PageSize: 4096, RetainFree: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pfn, err := a.AllocFolio(9, AllocZero) // touch it: resident once freed
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.FolioPut(pfn, 1)
+	closed := make(chan error, 1)
+	var early bool
+	inMadvise := testhook.NewOnce(func() {
+		go func() { closed <- a.Close() }()
+		select {
+		case err := <-closed:
+			early = true
+			closed <- err
+		case <-time.After(200 * time.Millisecond):
+		}
+	})
+	restore := testhook.Set(testhook.ScavengeMadvise, inMadvise.Run)
+	a.Scavenge(0)
+	restore()
+	if !inMadvise.Ran() {
+		t.Fatal("the interleaving did not happen: Scavenge released nothing")
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if early {
+		t.Fatal("Close returned while a Scavenge was returning memory to the kernel")
 	}
 }

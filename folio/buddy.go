@@ -1,6 +1,10 @@
 package folio
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/anonfolio/anonfolio/internal/testhook"
+)
 
 // freeArea is the free list of one order and one residency: a doubly linked
 // list threaded through the head pages of its blocks (w2 = next+1,
@@ -323,6 +327,7 @@ func (a *Arena) scavenge(keep int64, minOrder int) (released int64) {
 		a.scavenging += n
 		a.mu.Unlock()
 
+		testhook.Run(testhook.ScavengeMadvise)
 		rel, zero := sysUnused(a.PageBytes(pfn, int(n)), a.lazyFree)
 		if rel {
 			if zero {

@@ -41,6 +41,9 @@ const (
 	// ReleaseMidway: a release of pins or Gets dropped its first run's
 	// counts on the folio and not yet the ledger's.
 	ReleaseMidway
+	// ScavengeMadvise: a scavenge took a free block off its list and is
+	// about to return it to the kernel.
+	ScavengeMadvise
 
 	nrPoints
 )
