@@ -130,14 +130,34 @@ func (as *arenaState) trySplit(q deferredFolio) (freed int, retry bool) {
 		return 0, false
 	}
 	mapped := make([]int, nr)
+	var where []folioMapping
 	total := 0
 	for _, o := range owners {
 		if o.s.closed.Load() {
 			return 0, true
 		}
-		found, shared := o.s.findFolioMappings(q.head, nr, q.addr, mapped)
+		found, shared := o.s.findFolioMappings(q.head, nr, q.addr, mapped, &where)
+		if !shared && found != o.count && a.FolioRef(q.head) == a.FolioMapcount(q.head)+1 {
+			// Moved since it was queued (Remap), and nothing holds it
+			// that would stop the split anyway: look everywhere, the
+			// rmap walk we have no rmap for.
+			where = where[:0]
+			for k := range mapped {
+				mapped[k] = 0
+			}
+			total = 0
+			for _, o2 := range owners {
+				n, sh := o2.s.findFolioMappingsAnywhere(q.head, nr, mapped, &where)
+				shared = shared || sh
+				total += n
+			}
+			if shared || total != a.FolioMapcount(q.head) {
+				return 0, true
+			}
+			break
+		}
 		if shared || found != o.count {
-			return 0, true // mapped through a shared leaf, or moved elsewhere: later
+			return 0, true // mapped through a shared leaf, or held: later
 		}
 		total += found
 	}
@@ -157,8 +177,8 @@ func (as *arenaState) trySplit(q deferredFolio) (freed int, retry bool) {
 		return 0, true // pinned, got, or a copy in flight: later
 	}
 	held = false
-	for _, o := range owners {
-		o.s.unfoldFolioBlocks(q.head, nr, q.addr)
+	for _, m := range where {
+		m.s.unfoldAt(m.va, q.head, nr)
 	}
 	freed = a.FolioSplit(q.head, func(i int) int { return mapped[i] })
 	if s := as.space(q.mm); s != nil {
@@ -167,21 +187,57 @@ func (as *arenaState) trySplit(q deferredFolio) (freed int, retry bool) {
 	return freed, false
 }
 
+// folioMapping is where a space maps a page of a folio being split.
+type folioMapping struct {
+	s  *Space
+	va uint64
+}
+
 // findFolioMappings counts, for each page of the folio at head, whether s
-// maps it at its natural place relative to addr, adding to mapped, and
-// returns how many it found, and whether one is in a shared leaf (other
-// spaces see it too, and they are not locked: the split must wait).
+// maps it at its natural place relative to addr, adding to mapped and
+// appending where to where, and returns how many it found, and whether one
+// is in a shared leaf (other spaces see it too, and they are not locked:
+// the split must wait).
 //
 // Preconditions: s.mapLock is held for writing.
 // +checklocks:s.mapLock
-func (s *Space) findFolioMappings(head folio.PFN, nr int, addr Addr, mapped []int) (found int, shared bool) {
+func (s *Space) findFolioMappings(head folio.PFN, nr int, addr Addr, mapped []int, where *[]folioMapping) (found int, shared bool) {
 	for k := range nr {
-		e, sh, ok := s.entryAt(uint64(addr) + uint64(k)*s.ps)
+		va := uint64(addr) + uint64(k)*s.ps
+		e, sh, ok := s.entryAt(va)
 		if ok && e.Present() && !e.Zero() && e.PFN() == head+folio.PFN(k) {
 			mapped[k]++
+			*where = append(*where, folioMapping{s, va})
 			found++
 			shared = shared || sh
 		}
+	}
+	return found, shared
+}
+
+// findFolioMappingsAnywhere is findFolioMappings over the whole table of s,
+// for a folio whose mappings moved (Remap) since it was queued: a walk of
+// every leaf, which is what the kernel's rmap saves it.
+//
+// Preconditions: s.mapLock is held for writing.
+// +checklocks:s.mapLock
+func (s *Space) findFolioMappingsAnywhere(head folio.PFN, nr int, mapped []int, where *[]folioMapping) (found int, shared bool) {
+	end := head + folio.PFN(nr)
+	for it := s.slots(0, vaLimit); it.next(); {
+		l := it.d.Leaf(it.di)
+		if l == nil {
+			continue
+		}
+		l.Lock()
+		for i := range l.Len() {
+			if e := l.GetRaw(i); e.Present() && !e.Zero() && e.PFN() >= head && e.PFN() < end {
+				mapped[e.PFN()-head]++
+				*where = append(*where, folioMapping{s, l.Addr(i)})
+				found++
+				shared = shared || l.Shared()
+			}
+		}
+		l.Unlock()
 	}
 	return found, shared
 }
@@ -204,23 +260,20 @@ func (s *Space) entryAt(va uint64) (e pte.PTE, shared, ok bool) {
 	return l.GetRaw(l.Index(va)), l.Shared(), true
 }
 
-// unfoldFolioBlocks unfolds the contpte blocks that map pages of the folio in
-// s: after the split they would span folios.
+// unfoldAt unfolds the contpte block that maps va in s if it maps a page of
+// the folio: after the split it would span folios.
 //
-// +checklocks:s.mapLock
-func (s *Space) unfoldFolioBlocks(head folio.PFN, nr int, addr Addr) {
-	for k := range nr {
-		va := uint64(addr) + uint64(k)*s.ps
-		d := s.table.Dir(va)
-		if d == nil {
-			continue
+// Preconditions: s.mapLock is held for writing.
+func (s *Space) unfoldAt(va uint64, head folio.PFN, nr int) {
+	d := s.table.Dir(va)
+	if d == nil {
+		return
+	}
+	if l := d.Leaf(d.Index(va)); l != nil {
+		l.Lock()
+		if e := l.GetRaw(l.Index(va)); e.Cont() && e.PFN() >= head && e.PFN() < head+folio.PFN(nr) {
+			l.Unfold(l.Index(va))
 		}
-		if l := d.Leaf(d.Index(va)); l != nil {
-			l.Lock()
-			if e := l.GetRaw(l.Index(va)); e.Cont() && e.PFN() == head+folio.PFN(k) {
-				l.Unfold(l.Index(va))
-			}
-			l.Unlock()
-		}
+		l.Unlock()
 	}
 }

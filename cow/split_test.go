@@ -235,3 +235,41 @@ func TestCheckDuringSplitDeferred(t *testing.T) {
 	}
 	e.check()
 }
+
+// TestDeferredSplitAfterRemap: the deferred split finds a folio's mappings
+// at the address recorded when it was queued; after a Remap moved them it
+// found nothing there, kept the folio queued and retried it on every pass,
+// never freeing its unmapped pages while the space lived. It must find the
+// mappings wherever they went.
+func TestDeferredSplitAfterRemap(t *testing.T) {
+	for _, shift := range []Addr{2 << 20, 2<<20 + 64<<10, 2<<20 + 8192} {
+		t.Run(fmt.Sprintf("moved by %#x", uint64(shift)), func(t *testing.T) {
+			e := newEnv(t, 16<<20)
+			s := e.space(Orders(4))
+			addr := mustMap(t, s, 2<<20, ProtRead|ProtWrite)
+			data := pattern('r', 16*4096)
+			write(t, s, addr, data)
+			if err := s.Advise(addr+4096, 4096, DontNeed); err != nil {
+				t.Fatal(err)
+			}
+			to := addr + 4<<20 + shift - 2<<20
+			if err := s.Remap(addr, 2<<20, to); err != nil {
+				t.Fatal(err)
+			}
+			if freed := s.SplitDeferred(); freed != 1 {
+				t.Fatalf("SplitDeferred after Remap freed %d pages, want 1", freed)
+			}
+			if freed := s.SplitDeferred(); freed != 0 {
+				t.Fatalf("a second pass freed %d more", freed)
+			}
+			e.check()
+			for p := 0; p < 16; p++ {
+				want := data[p*4096 : p*4096+4096]
+				if p == 1 {
+					want = make([]byte, 4096)
+				}
+				expect(t, s, to+Addr(p*4096), want)
+			}
+		})
+	}
+}
