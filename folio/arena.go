@@ -87,6 +87,9 @@ type Arena struct {
 	// Check from seeing a release half done.
 	ledger ledger
 	gate   ledgerGate
+	// quar holds freed folios that pins or Gets handed out, in the
+	// anonfolio_debug build (see debugalloc.go).
+	quar quarantine
 
 	// Per-page bits, atomic (see bitmap).
 	pae      bitmap // AnonExclusive
@@ -265,6 +268,7 @@ func orderCeil(geo Geometry, n int) int {
 // (the zero page's included) is held, or any folio is allocated; the arena
 // then stays usable. Closing a closed arena is a no-op.
 func (a *Arena) Close() error {
+	a.drainQuarantine()
 	a.drainPCP()
 	a.mmMu.Lock()
 	a.mu.Lock()

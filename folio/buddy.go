@@ -94,6 +94,9 @@ func (a *Arena) allocBuddy(order int) (PFN, error) {
 		}
 		a.mu.Unlock()
 		if drained {
+			if a.drainQuarantine() {
+				continue // drained stays true: one more try with what it freed
+			}
 			a.ostat.allocFail[order].Add(1)
 			return 0, ErrNoMemory
 		}
@@ -144,10 +147,20 @@ func (a *Arena) freeFolio(head PFN) {
 	if m, p := a.FolioMapcount(head), a.pincount(head, order); m != 0 || p != 0 {
 		panic(fmt.Sprintf("folio: folio %d freed with mapcount %d, pincount %d", head, m, p))
 	}
+	a.ostat.free[order].Add(1)
+	if a.quarantineFolio(head, order) {
+		return // the debug build's quarantine frees it later
+	}
 	n := int64(1) << order
 	a.pae.clear(int64(head), n)
 	a.pages[head].storeFlags(uint32(order)) // not a head any more: lockless lookups fail
-	a.ostat.free[order].Add(1)
+	a.freeBlock(head, order)
+}
+
+// freeBlock puts a block that is no longer a folio back: a page into the
+// order-0 caches, larger blocks into the buddy allocator.
+func (a *Arena) freeBlock(head PFN, order int) {
+	n := int64(1) << order
 	if order == 0 {
 		a.freePage(head)
 		return

@@ -13,8 +13,9 @@ import "fmt"
 // Check reads folio metadata without locks: call it when no other goroutine
 // allocates, frees or changes references in this arena.
 func (a *Arena) Check() error {
-	// The order-0 caches go back to the buddy first, so that every free
-	// page is on a free list.
+	// The order-0 caches and the debug build's quarantine go back to the
+	// buddy first, so that every free page is on a free list.
+	a.drainQuarantine()
 	a.drainPCP()
 	a.mu.Lock()
 	for a.scavenging > 0 { // a block is off its list for a madvise: wait

@@ -41,6 +41,10 @@ func sysUnused(b []byte, lazy bool) (released, zeroed bool) {
 
 func sysZeroPage(size int) ([]byte, error) { return make([]byte, size), nil }
 
+// sysProtect cannot protect part of a Go heap allocation: the debug
+// build's quarantine poisons the pages instead.
+func sysProtect([]byte, bool) bool { return false }
+
 func sysFreeZeroPage([]byte) {}
 
 const backingName = "Go heap"

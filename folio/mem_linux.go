@@ -121,6 +121,16 @@ func sysUnused(b []byte, lazy bool) (released, zeroed bool) {
 	return true, dontneedZeroes()
 }
 
+// sysProtect makes b inaccessible, or accessible again (the debug build's
+// quarantine); it reports whether it could.
+func sysProtect(b []byte, access bool) bool {
+	prot := unix.PROT_NONE
+	if access {
+		prot = unix.PROT_READ | unix.PROT_WRITE
+	}
+	return unix.Mprotect(b, prot) == nil
+}
+
 var (
 	dontneedOnce   sync.Once
 	dontneedZeroed bool

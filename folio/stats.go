@@ -23,7 +23,8 @@ type arenaStats struct {
 // Stats is a snapshot of an arena's counters.
 type Stats struct {
 	TotalPages   int64 // pages the arena manages
-	FreePages    int64 // pages on the free lists (allocatable)
+	FreePages    int64 // pages on the free lists (allocatable), quarantined ones included
+	Quarantined  int64 // freed pages the anonfolio_debug build holds back, inaccessible (see FolioMarkHeld)
 	ResidentFree int64 // free pages still backed by host memory
 	ReleasedFree int64 // free pages returned to the kernel (or never touched)
 	PageSize     int
@@ -65,9 +66,10 @@ func (a *Arena) Stats() Stats {
 		st.Free[o] = a.ostat.free[o].Load()
 	}
 	cached := a.pcpPages() // free, in the order-0 caches (counted resident)
+	st.Quarantined = a.quarantined()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	st.FreePages = a.nrFree + cached
+	st.FreePages = a.nrFree + cached + st.Quarantined
 	st.ResidentFree = a.nrRetained + cached
 	st.ReleasedFree = a.nrFree - a.nrRetained
 	st.FolioSplits = a.stat.folioSplits

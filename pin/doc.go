@@ -9,9 +9,10 @@
 // write on a read-only entry, or a pin of a page that is not AnonExclusive
 // (or in a leaf shared after a fork) sends it to the slow path. Otherwise it
 // grabs the run of pages of one folio the entry starts (a CAS on a non-zero
-// refcount), rechecks the entry and that its leaf is still the space's
-// (gup_fast's pmd recheck), takes one reference per page and, for a pin,
-// the pincount. At the end, if wpSeq moved, a Fork began: every pin it
+// refcount; for a pin, the pincount too, before the recheck, as
+// try_grab_folio does, so that a split of a huge entry meanwhile sees it),
+// rechecks the entry and that its leaf is still the space's (gup_fast's pmd
+// recheck), and takes one reference (pin) per page of the run. At the end, if wpSeq moved, a Fork began: every pin it
 // took is undone and the slow path does the work. FastOnly returns
 // ErrFastFailed instead of going on to the slow path, with nothing held.
 //
@@ -41,5 +42,22 @@
 // and invariants builds the live Pages are also registered, and a checker
 // registered with cow.Check verifies that every pinned page is
 // AnonExclusive and that each folio's pincount and plain references are
-// exactly those of the live Pages.
+// exactly those of the live Pages, and that each pinned page is mapped
+// through a leaf that carries the maybe-pinned hint and is shared by no
+// other space. A Release drops the counts inside the arena's ledger gate,
+// which Check freezes, so Check may run while pins come and go.
+//
+// # Debugging a use after Release
+//
+// A Bytes slice kept after Release points at memory the pin no longer
+// holds: once the space unmaps the page it is freed, and the next folio
+// allocated there belongs to someone else. Build with the anonfolio_debug
+// tag (go test -tags anonfolio_debug) to quarantine the memory pins and
+// Gets handed out when it is freed, like the kernel's debug_pagealloc: the
+// pages are made inaccessible (mprotect PROT_NONE) until reused, so a stale
+// write faults at the culprit. Where a page cannot be protected on its own
+// (race builds back the arena with the Go heap) it is poisoned instead, and
+// the write is reported, naming the page, when it leaves the quarantine.
+// A stale write to a page its space still maps is not caught: it lands in
+// that space, as a stale pointer would.
 package pin

@@ -188,11 +188,13 @@ func (p *Pages) hold(r cow.Run) {
 			p.a.FolioPin(r.Head, r.N-1)
 		}
 		p.a.LedgerAdd(r.N, 0, 0)
+		p.a.FolioMarkHeld(r.Head) // quarantined when freed, in the debug build
 	default:
 		if r.N > 1 {
 			p.a.FolioGet(r.Head, r.N-1)
 		}
 		p.a.LedgerAdd(0, r.N, 0)
+		p.a.FolioMarkHeld(r.Head)
 	}
 	p.runs = append(p.runs, run{head: r.Head, pfn: r.PFN, n: r.N, zero: r.Zero})
 }
@@ -248,7 +250,8 @@ func (p *Pages) slices(off uint64, length, ps int) [][]byte {
 // Bytes returns the memory of the range asked for, in address order, one
 // slice per physically contiguous run (a whole large folio is one slice).
 // After Release it returns nil, and slices it returned before must no
-// longer be used. Writes to them are seen by the space for pins; a Get's
+// longer be used (the anonfolio_debug build catches such writes; see the
+// package doc). Writes to them are seen by the space for pins; a Get's
 // memory is only to be read unless Write was given (and then only while no
 // Fork shared it: that is what Pin is for).
 func (p *Pages) Bytes() [][]byte {

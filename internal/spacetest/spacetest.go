@@ -176,3 +176,14 @@ func Pattern(c byte, n, pageSize int) []byte {
 
 // Join concatenates slices (the result of pin.Pages.Bytes).
 func Join(parts [][]byte) []byte { return bytes.Join(parts, nil) }
+
+// PanicString formats a recovered panic value.
+func PanicString(r any) string {
+	if err, ok := r.(error); ok {
+		return err.Error()
+	}
+	if s, ok := r.(string); ok {
+		return s
+	}
+	return "non-string panic"
+}
