@@ -5,7 +5,7 @@ import (
 	"errors"
 	"os"
 
-	"github.com/anonfolio/anonfolio/cow"
+	"github.com/anonfolio/anonfolio/internal/mm/cow"
 	"github.com/anonfolio/anonfolio/internal/spacetest"
 	"github.com/anonfolio/anonfolio/pin"
 )

@@ -3,8 +3,8 @@ package conformance
 import (
 	"fmt"
 
-	"github.com/anonfolio/anonfolio/cow"
-	"github.com/anonfolio/anonfolio/folio"
+	"github.com/anonfolio/anonfolio/internal/mm/cow"
+	"github.com/anonfolio/anonfolio/internal/mm/folio"
 	"github.com/anonfolio/anonfolio/internal/spacetest"
 )
 

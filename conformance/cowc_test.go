@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/anonfolio/anonfolio/cow"
+	"github.com/anonfolio/anonfolio/internal/mm/cow"
 	"github.com/anonfolio/anonfolio/internal/spacetest"
 	"github.com/anonfolio/anonfolio/pin"
 )

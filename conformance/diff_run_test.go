@@ -8,12 +8,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/anonfolio/anonfolio/cow"
-	"github.com/anonfolio/anonfolio/folio"
+	"github.com/anonfolio/anonfolio/internal/mm/cow"
+	"github.com/anonfolio/anonfolio/internal/mm/folio"
+	"github.com/anonfolio/anonfolio/internal/mm/pte"
 	"github.com/anonfolio/anonfolio/internal/model"
 	"github.com/anonfolio/anonfolio/internal/spacetest"
 	"github.com/anonfolio/anonfolio/pin"
-	"github.com/anonfolio/anonfolio/pte"
 )
 
 // Limits of a differential run: they bound the memory it can use, so that

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	"github.com/anonfolio/anonfolio/cow"
-	"github.com/anonfolio/anonfolio/folio"
+	"github.com/anonfolio/anonfolio/internal/mm/cow"
+	"github.com/anonfolio/anonfolio/internal/mm/folio"
+	"github.com/anonfolio/anonfolio/internal/mm/pte"
 	"github.com/anonfolio/anonfolio/internal/testhook"
-	"github.com/anonfolio/anonfolio/pte"
 )
 
 // Flags modify Pin and Get.

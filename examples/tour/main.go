@@ -15,11 +15,11 @@ import (
 	"log"
 	"time"
 
-	"github.com/anonfolio/anonfolio/cow"
-	"github.com/anonfolio/anonfolio/folio"
 	"github.com/anonfolio/anonfolio/internal/kernel"
+	"github.com/anonfolio/anonfolio/internal/mm/cow"
+	"github.com/anonfolio/anonfolio/internal/mm/folio"
+	"github.com/anonfolio/anonfolio/internal/mm/pte"
 	"github.com/anonfolio/anonfolio/pin"
-	"github.com/anonfolio/anonfolio/pte"
 )
 
 func main() {

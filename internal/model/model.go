@@ -33,9 +33,9 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/anonfolio/anonfolio/cow"
+	"github.com/anonfolio/anonfolio/internal/mm/cow"
+	"github.com/anonfolio/anonfolio/internal/mm/pte"
 	"github.com/anonfolio/anonfolio/pin"
-	"github.com/anonfolio/anonfolio/pte"
 )
 
 // vaLimit is the end of the address space.
