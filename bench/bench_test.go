@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anonfolio/anonfolio/internal/mm/folio"
+	"github.com/anonfolio/anonfolio/folio"
 )
 
 // The Go benchmarks of the hot paths, each figure next to its baseline

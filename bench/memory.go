@@ -4,8 +4,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/internal/kernel"
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
 	"github.com/anonfolio/anonfolio/pin"
 )
 

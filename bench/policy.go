@@ -3,8 +3,8 @@ package bench
 import (
 	"slices"
 
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
-	"github.com/anonfolio/anonfolio/internal/mm/folio"
+	"github.com/anonfolio/anonfolio/cow"
+	"github.com/anonfolio/anonfolio/folio"
 )
 
 // A Policy is what a space is told: which folio orders a fault may allocate

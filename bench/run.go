@@ -6,9 +6,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/anonfolio/anonfolio/cow"
+	"github.com/anonfolio/anonfolio/folio"
 	"github.com/anonfolio/anonfolio/internal/kernel"
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
-	"github.com/anonfolio/anonfolio/internal/mm/folio"
 )
 
 // Report is everything one run measured.

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"os"
 
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
+	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/internal/spacetest"
 	"github.com/anonfolio/anonfolio/pin"
 )
@@ -138,7 +138,7 @@ func (tc *tcase) iouring(mem cow.Addr, size int, useFork bool) {
 		child = tc.fork()
 	} else {
 		tc.roExclusive(mem, size)
-		if m, _ := s.Pagemap(mem); m.PTE.Write() || !m.Exclusive {
+		if m, _ := s.Pagemap(mem); m.Writable || !m.Exclusive {
 			tc.t.Fatalf("the setup did not leave the pinned page R/O-mapped and exclusive: %+v", m)
 		}
 	}

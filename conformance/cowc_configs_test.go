@@ -3,8 +3,7 @@ package conformance
 import (
 	"fmt"
 
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
-	"github.com/anonfolio/anonfolio/internal/mm/folio"
+	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/internal/spacetest"
 )
 
@@ -74,7 +73,7 @@ func runWithTHP(tc *tcase, size int, kind thpKind) (cow.Addr, int) {
 	e.Write(s, mem, []byte{1})
 	first, ok1 := s.Pagemap(mem)
 	last, ok2 := s.Pagemap(mem + cow.Addr(size-ps))
-	if !ok1 || !ok2 || last.PFN != first.PFN+folio.PFN(size/ps-1) {
+	if !ok1 || !ok2 || last.PFN != first.PFN+uint64(size/ps-1) {
 		tc.t.Fatalf("did not get a THP of %d kB populated: first %+v, last %+v", size>>10, first, last)
 	}
 	e.Write(s, mem, spacetest.Fill(1, size))

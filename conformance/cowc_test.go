@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
+	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/internal/spacetest"
 	"github.com/anonfolio/anonfolio/pin"
 )
@@ -131,7 +131,7 @@ func runWithZeroPage(tc *tcase) (mem, smem cow.Addr) {
 	e.Read(s, mem, 1)
 	e.Read(s, smem, 1)
 	for _, a := range []cow.Addr{mem, smem} {
-		if m, ok := s.Pagemap(a); !ok || !m.PTE.Zero() {
+		if m, ok := s.Pagemap(a); !ok || !m.Zero {
 			tc.t.Fatalf("a read of fresh memory did not map the shared zero page: %+v", m)
 		}
 	}

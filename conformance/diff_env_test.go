@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
-	"github.com/anonfolio/anonfolio/internal/mm/folio"
+	"github.com/anonfolio/anonfolio/cow"
+	"github.com/anonfolio/anonfolio/folio"
 	"github.com/anonfolio/anonfolio/internal/spacetest"
 )
 

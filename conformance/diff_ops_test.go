@@ -3,7 +3,7 @@ package conformance
 import (
 	"fmt"
 
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
+	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/pin"
 )
 

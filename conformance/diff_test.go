@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
+	"github.com/anonfolio/anonfolio/cow"
 )
 
 // TestDiff drives the library and the reference model (internal/model)

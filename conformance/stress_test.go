@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
+	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/internal/spacetest"
 	"github.com/anonfolio/anonfolio/pin"
 )

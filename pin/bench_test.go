@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
-	"github.com/anonfolio/anonfolio/internal/mm/folio"
+	"github.com/anonfolio/anonfolio/cow"
+	"github.com/anonfolio/anonfolio/folio"
 	"github.com/anonfolio/anonfolio/internal/spacetest"
 )
 
@@ -95,11 +95,12 @@ func BenchmarkPinContended(b *testing.B) {
 // pinFloor measures FolioTryPin+FolioUnpin of one folio, in ns: the best
 // of three timed loops (testing.Benchmark cannot nest in a benchmark).
 func pinFloor(b *testing.B) float64 {
-	a, err := folio.NewArena(folio.Config{Size: 8 << 20})
+	pa, err := folio.NewArena(folio.Config{Size: 8 << 20})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer a.Close()
+	defer pa.Close()
+	a := engine(pa)
 	head, err := a.AllocFolio(0, 0)
 	if err != nil {
 		b.Fatal(err)

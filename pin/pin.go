@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
+	"github.com/anonfolio/anonfolio/cow"
+	mm "github.com/anonfolio/anonfolio/internal/mm/cow"
 	"github.com/anonfolio/anonfolio/internal/mm/folio"
 	"github.com/anonfolio/anonfolio/internal/mm/pte"
 	"github.com/anonfolio/anonfolio/internal/testhook"
@@ -77,10 +78,11 @@ func Get(s *cow.Space, addr cow.Addr, length int, flags Flags) (*Pages, error) {
 	return take(s, addr, length, flags, false)
 }
 
-func take(s *cow.Space, addr cow.Addr, length int, flags Flags, pin bool) (*Pages, error) {
+func take(space *cow.Space, addr cow.Addr, length int, flags Flags, pin bool) (*Pages, error) {
+	s := (*mm.Space)(space)
 	switch {
-	case s == nil:
-		return nil, fmt.Errorf("%w: nil space", cow.ErrInvalid)
+	case !s.Valid():
+		return nil, fmt.Errorf("%w: a nil Space, or one not made by NewSpace or Fork", cow.ErrInvalid)
 	case length <= 0:
 		return nil, fmt.Errorf("%w: length %d", cow.ErrInvalid, length)
 	case flags&^allFlags != 0, flags&(FastOnly|SlowOnly) == FastOnly|SlowOnly:
@@ -88,12 +90,12 @@ func take(s *cow.Space, addr cow.Addr, length int, flags Flags, pin bool) (*Page
 	case uint64(addr) >= 1<<pte.VABits || uint64(length) > 1<<pte.VABits-uint64(addr):
 		return nil, fmt.Errorf("%w %#x", cow.ErrFault, uint64(addr))
 	}
-	want := cow.WantHold
+	want := mm.WantHold
 	if flags&Write != 0 {
-		want |= cow.WantWrite
+		want |= mm.WantWrite
 	}
 	if pin {
-		want |= cow.WantExclusive | cow.WantPin
+		want |= mm.WantExclusive | mm.WantPin
 	}
 	ps := uint64(s.PageSize())
 	first := uint64(addr) &^ (ps - 1)
@@ -106,7 +108,7 @@ func take(s *cow.Space, addr cow.Addr, length int, flags Flags, pin bool) (*Page
 	track(p)
 	done := 0
 	if flags&SlowOnly == 0 {
-		done = p.fast(s, cow.Addr(first), total, want)
+		done = p.fast(s, mm.Addr(first), total, want)
 		testhook.Run(testhook.PinFastDone)
 	}
 	if done < total {
@@ -117,7 +119,7 @@ func take(s *cow.Space, addr cow.Addr, length int, flags Flags, pin bool) (*Page
 			}
 			return nil, ErrFastFailed
 		}
-		if err := p.slow(s, cow.Addr(first+uint64(done)*ps), total-done, want); err != nil {
+		if err := p.slow(s, mm.Addr(first+uint64(done)*ps), total-done, want); err != nil {
 			p.Release()
 			return nil, err
 		}
@@ -129,13 +131,13 @@ func take(s *cow.Space, addr cow.Addr, length int, flags Flags, pin bool) (*Page
 // fast is GUP-fast: no lock, runs grabbed and rechecked, and for pins the
 // whole lot undone if a Fork began meanwhile. It returns how many pages it
 // took, from the first on.
-func (p *Pages) fast(s *cow.Space, va cow.Addr, total int, want cow.Want) int {
+func (p *Pages) fast(s *mm.Space, va mm.Addr, total int, want mm.Want) int {
 	sec, ok := s.BeginFast()
 	if !ok {
 		return 0
 	}
 	defer sec.End()
-	ps := cow.Addr(s.PageSize())
+	ps := mm.Addr(s.PageSize())
 	done := 0
 	for done < total {
 		r, ok := s.GrabLockless(va, total-done, want)
@@ -144,7 +146,7 @@ func (p *Pages) fast(s *cow.Space, va cow.Addr, total int, want cow.Want) int {
 		}
 		p.hold(r)
 		done += r.N
-		va += cow.Addr(r.N) * ps
+		va += mm.Addr(r.N) * ps
 	}
 	if p.pin && done > 0 && !sec.Unchanged() {
 		p.undo() // a Fork began: it may have shared the pages; redo them locked
@@ -155,16 +157,16 @@ func (p *Pages) fast(s *cow.Space, va cow.Addr, total int, want cow.Want) int {
 
 // slow is GUP's locked path: fault until each entry allows the access, then
 // take the run under the PTL. Fork cannot run while the map lock is held.
-func (p *Pages) slow(s *cow.Space, va cow.Addr, left int, want cow.Want) error {
+func (p *Pages) slow(s *mm.Space, va mm.Addr, left int, want mm.Want) error {
 	m, err := s.LockMap()
 	if err != nil {
 		return err
 	}
 	defer m.Unlock()
-	ps := cow.Addr(s.PageSize())
+	ps := mm.Addr(s.PageSize())
 	for left > 0 {
 		r, need := m.Grab(va, left, want)
-		if need != cow.NoFault {
+		if need != mm.NoFault {
 			if err := m.Fault(va, need); err != nil {
 				return err
 			}
@@ -172,14 +174,14 @@ func (p *Pages) slow(s *cow.Space, va cow.Addr, left int, want cow.Want) error {
 		}
 		p.hold(r)
 		left -= r.N
-		va += cow.Addr(r.N) * ps
+		va += mm.Addr(r.N) * ps
 	}
 	return nil
 }
 
 // hold keeps run r, whose folio the walk took one reference (a pin, for
 // Pin) on: one per page.
-func (p *Pages) hold(r cow.Run) {
+func (p *Pages) hold(r mm.Run) {
 	switch {
 	case r.Zero:
 		p.a.LedgerAdd(0, 0, 1) // the zero page outlives no arena

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
-	"github.com/anonfolio/anonfolio/internal/mm/folio"
+	"github.com/anonfolio/anonfolio/cow"
+	"github.com/anonfolio/anonfolio/folio"
 	"github.com/anonfolio/anonfolio/internal/spacetest"
 )
 
@@ -15,7 +15,7 @@ const page = 4096
 
 func ledgerIs(t *testing.T, e *spacetest.Env, pins, gets int64) {
 	t.Helper()
-	if p, g, _ := e.A.Ledger(); p != pins || g != gets {
+	if p, g, _ := engine(e.A).Ledger(); p != pins || g != gets {
 		t.Fatalf("ledger: %d pins, %d gets outstanding; want %d and %d", p, g, pins, gets)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
+	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/internal/spacetest"
 	"github.com/anonfolio/anonfolio/internal/testhook"
 )
@@ -42,7 +42,7 @@ func TestFastPinRefusedWhileForkCopies(t *testing.T) {
 			if p, err := Pin(s, addr, page, Write|FastOnly); !errors.Is(err, ErrFastFailed) || p != nil {
 				t.Errorf("a fast pin during Fork: %v, %v; want ErrFastFailed", p, err)
 			}
-			if pins, _, _ := e.A.Ledger(); pins != 0 {
+			if pins, _, _ := engine(e.A).Ledger(); pins != 0 {
 				t.Errorf("%d pins held after the refused fast pin", pins)
 			}
 			wg.Add(1)

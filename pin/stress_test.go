@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
+	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/internal/spacetest"
 )
 
@@ -145,7 +145,7 @@ func stressRound(t *testing.T, e *spacetest.Env, s *cow.Space, addr cow.Addr, si
 	for _, c := range children {
 		c.Close()
 	}
-	if pins, gets, _ := e.A.Ledger(); pins != 0 || gets != 0 {
+	if pins, gets, _ := engine(e.A).Ledger(); pins != 0 || gets != 0 {
 		t.Fatalf("%d pins and %d gets outstanding after every Release", pins, gets)
 	}
 }

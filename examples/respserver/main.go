@@ -17,7 +17,7 @@ import (
 	"path/filepath"
 
 	"github.com/anonfolio/anonfolio/examples/snapshotdb/store"
-	"github.com/anonfolio/anonfolio/internal/mm/folio"
+	"github.com/anonfolio/anonfolio/folio"
 )
 
 func main() {

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/anonfolio/anonfolio/examples/snapshotdb/store"
-	"github.com/anonfolio/anonfolio/internal/mm/folio"
+	"github.com/anonfolio/anonfolio/folio"
 	"github.com/redis/go-redis/v9"
 )
 

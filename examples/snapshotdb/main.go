@@ -28,7 +28,7 @@ import (
 	"time"
 
 	"github.com/anonfolio/anonfolio/examples/snapshotdb/store"
-	"github.com/anonfolio/anonfolio/internal/mm/folio"
+	"github.com/anonfolio/anonfolio/folio"
 )
 
 type config struct {

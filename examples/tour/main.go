@@ -15,10 +15,9 @@ import (
 	"log"
 	"time"
 
+	"github.com/anonfolio/anonfolio/cow"
+	"github.com/anonfolio/anonfolio/folio"
 	"github.com/anonfolio/anonfolio/internal/kernel"
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
-	"github.com/anonfolio/anonfolio/internal/mm/folio"
-	"github.com/anonfolio/anonfolio/internal/mm/pte"
 	"github.com/anonfolio/anonfolio/pin"
 )
 
@@ -38,57 +37,71 @@ func main() {
 	}
 }
 
-// folios shows the two lower layers: folios of each order, a contpte block
-// folded, unfolded by one read-only page and refolded, and a huge entry
-// split into folded blocks.
+// folios shows the two lower layers through Pagemap: the folios of each
+// order a write fault allocates, a contpte block unfolded by one read-only
+// page and refolded when it is writable again, and a huge entry split into
+// folded blocks by a DontNeed of one page.
 func folios(pageSize int) error {
-	a, err := folio.NewArena(folio.Config{Size: 64 << 20, PageSize: pageSize})
+	s, done, err := newSpace(64<<20, pageSize)
 	if err != nil {
 		return err
 	}
-	defer a.Close()
-	g := a.Geometry()
+	defer done()
+	g := s.Arena().Geometry()
+	ps := g.PageSize
 	fmt.Printf("\n== folios and page tables: %s\n\n", g)
 
-	orders := []int{0, g.ContOrder, g.PMDOrder}
-	var heads []folio.PFN
-	for _, order := range orders {
-		pfn, err := a.AllocFolio(order, folio.AllocZero)
-		if err != nil {
-			return fmt.Errorf("allocating order %d: %w", order, err)
+	show := func(what string, addr cow.Addr) {
+		m, _ := s.Pagemap(addr)
+		fmt.Printf("%-52s pfn %#6x  order %d  huge %-5v contpte %-5v writable %v\n", what, m.PFN, m.Order, m.Huge, m.Cont, m.Writable)
+	}
+	// A PMD-sized region faults one huge folio; a region of one contpte
+	// block faults a folio of the contpte order; a single page, order 0.
+	huge, err := s.Map(g.FolioSize(g.PMDOrder), cow.ProtRead|cow.ProtWrite)
+	if err != nil {
+		return err
+	}
+	block, err := s.Map(g.FolioSize(g.ContOrder), cow.ProtRead|cow.ProtWrite)
+	if err != nil {
+		return err
+	}
+	small, err := s.Map(ps, cow.ProtRead|cow.ProtWrite)
+	if err != nil {
+		return err
+	}
+	for _, addr := range []cow.Addr{huge, block, small} {
+		if _, err := s.WriteAt([]byte("x"), int64(addr)); err != nil {
+			return err
 		}
-		fmt.Printf("order %2d folio at pfn %#6x: %8d bytes\n", order, pfn, len(a.PageBytes(pfn, 1<<order)))
-		heads = append(heads, pfn)
 	}
+	show("a write in a PMD-sized region:", huge)
+	show(fmt.Sprintf("a write in a %d KiB region:", g.FolioSize(g.ContOrder)>>10), block)
+	show("a write in a one-page region:", small)
 
-	t := pte.New(g, a, 1)
-	const base = 1 << 30
-	d := t.DirAlloc(base)
-	l := d.LeafAlloc(d.Index(base))
-	l.Lock()
-	l.SetPTEs(0, pte.Mk(heads[1], pte.Present|pte.Write|pte.Dirty), g.ContPTEs)
-	fmt.Printf("\n%-44s entry 3: %v\n", fmt.Sprintf("SetPTEs of %d pages folds the block:", g.ContPTEs), l.Get(3))
-	l.Set(3, pte.Mk(heads[1]+3, pte.Present))
-	fmt.Printf("%-44s entry 3: %v; entry 4: %v\n", "one page made read-only unfolds it:", l.Get(3), l.Get(4))
-	l.Set(3, pte.Mk(heads[1]+3, pte.Present|pte.Write|pte.Dirty))
-	folded := l.TryFold(3)
-	fmt.Printf("%-44s entry 4: %v\n", fmt.Sprintf("restored, TryFold refolds it (%v):", folded), l.Get(4))
-	l.Clear(0, g.ContPTEs)
-	l.Unlock()
-
-	d.Lock()
-	slot := d.Index(base) + 1
-	d.SetHugeLocked(slot, pte.Mk(heads[2], pte.Present|pte.Write|pte.Dirty))
-	leaf := d.SplitHugeLocked(slot)
-	d.Unlock()
-	leaf.Lock()
-	fmt.Printf("a huge entry split into %d PTEs in %d folded blocks\n", leaf.Nr(), leaf.Nr()/g.ContPTEs)
-	leaf.Clear(0, leaf.Len())
-	leaf.Unlock()
-	for _, h := range heads {
-		a.FolioPut(h, 1)
+	if err := s.Protect(block+3*cow.Addr(ps), ps, cow.ProtRead); err != nil {
+		return err
 	}
-	return a.Check()
+	show("one page of the block made read-only (page 4):", block+4*cow.Addr(ps))
+	if err := s.Protect(block+3*cow.Addr(ps), ps, cow.ProtRead|cow.ProtWrite); err != nil {
+		return err
+	}
+	show("writable again, the block refolds (page 4):", block+4*cow.Addr(ps))
+
+	if err := s.Advise(huge+cow.Addr(g.FolioSize(g.PMDOrder)/2), ps, cow.DontNeed); err != nil {
+		return err
+	}
+	show("a DontNeed of one page splits the huge entry:", huge)
+	st := s.Stats()
+	fmt.Printf("%d large folio(s) queued for the deferred split; SplitDeferred freed %d page(s)\n",
+		sum(st.SplitDeferred[:]), s.SplitDeferred())
+	return cow.Check(s)
+}
+
+func sum(v []uint64) (n uint64) {
+	for _, x := range v {
+		n += x
+	}
+	return n
 }
 
 // snapshot fills a space, forks it, goes on writing in the parent while the

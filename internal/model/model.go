@@ -33,7 +33,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
+	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/internal/mm/pte"
 	"github.com/anonfolio/anonfolio/pin"
 )

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
+	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/pin"
 )
 

@@ -8,8 +8,8 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
-	"github.com/anonfolio/anonfolio/internal/mm/folio"
+	"github.com/anonfolio/anonfolio/cow"
+	"github.com/anonfolio/anonfolio/folio"
 )
 
 // Config is one folio configuration of the test matrix.

@@ -7,8 +7,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
-	"github.com/anonfolio/anonfolio/internal/mm/folio"
+	"github.com/anonfolio/anonfolio/cow"
+	"github.com/anonfolio/anonfolio/folio"
 )
 
 // testOptions: a small arena, so tests stay light under -race (whose

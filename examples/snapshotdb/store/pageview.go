@@ -1,7 +1,7 @@
 package store
 
 import (
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
+	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/pin"
 )
 

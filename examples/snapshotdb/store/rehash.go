@@ -3,7 +3,7 @@ package store
 import (
 	"encoding/binary"
 
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
+	"github.com/anonfolio/anonfolio/cow"
 )
 
 // grow rehashes the index into a new one sized for the keys plus one at a

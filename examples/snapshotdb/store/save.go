@@ -7,7 +7,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
+	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/pin"
 )
 

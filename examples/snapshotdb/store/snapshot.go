@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
+	"github.com/anonfolio/anonfolio/cow"
 )
 
 // Snapshot is a read-only view of a store at one instant, backed by a Fork

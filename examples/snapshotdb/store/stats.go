@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/anonfolio/anonfolio/internal/mm/cow"
+	"github.com/anonfolio/anonfolio/cow"
 )
 
 // Stats are the store's counters, with the persistence ones Redis's INFO

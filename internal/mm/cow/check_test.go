@@ -33,11 +33,11 @@ func mustLeaf(t *testing.T, s *Space, addr Addr) *pte.Leaf {
 func folioAt(t *testing.T, s *Space, addr Addr) (pfn, head folio.PFN) {
 	t.Helper()
 	m, ok := s.Pagemap(addr)
-	if !ok || m.PTE.Zero() {
+	if !ok || m.Zero {
 		t.Fatalf("nothing but the zero page is mapped at %#x", uint64(addr))
 	}
-	head, _ = s.pageFolio(m.PFN)
-	return m.PFN, head
+	head, _ = s.pageFolio(folio.PFN(m.PFN))
+	return folio.PFN(m.PFN), head
 }
 
 // pinDirectly pins the page at addr behind the pin package's back: the

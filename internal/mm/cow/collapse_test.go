@@ -37,7 +37,7 @@ func TestCollapse(t *testing.T) {
 			if p, huge := entry(s, addr); !huge || !p.Write() {
 				t.Fatalf("after Collapse the range maps %v (huge %v), want a writable huge entry", p, huge)
 			}
-			if !e.a.PagesAnonExclusive(mustPagemap(t, s, addr).PFN, 512) {
+			if !e.a.PagesAnonExclusive(folio.PFN(mustPagemap(t, s, addr).PFN), 512) {
 				t.Fatal("the collapsed folio is not AnonExclusive")
 			}
 			st := s.Stats()
@@ -84,7 +84,7 @@ func TestCollapseBusy(t *testing.T) {
 	for _, what := range []string{"pin", "get"} {
 		t.Run(what, func(t *testing.T) {
 			e, s, addr, want := collapseEnv(t, Orders())
-			pfn := mustPagemap(t, s, addr).PFN
+			pfn := folio.PFN(mustPagemap(t, s, addr).PFN)
 			if what == "pin" {
 				e.a.FolioPin(pfn, 1)
 				defer e.a.FolioUnpin(pfn, 1)
@@ -93,7 +93,7 @@ func TestCollapseBusy(t *testing.T) {
 				defer e.a.FolioPut(pfn, 1)
 			}
 			wantErr(t, s.Advise(addr, 2<<20, Collapse), ErrBusy, "Collapse with a "+what)
-			if _, huge := entry(s, addr); huge || mustPagemap(t, s, addr).PFN != pfn {
+			if _, huge := entry(s, addr); huge || folio.PFN(mustPagemap(t, s, addr).PFN) != pfn {
 				t.Fatal("a busy Collapse changed the mappings")
 			}
 			expect(t, s, addr, want)

@@ -194,19 +194,19 @@ func TestPagemap(t *testing.T) {
 		t.Fatal("Pagemap of unpopulated memory")
 	}
 	read(t, s, addr+(2<<20), 1)
-	if m, ok := s.Pagemap(addr + (2 << 20)); !ok || !m.PTE.Zero() || m.Exclusive {
+	if m, ok := s.Pagemap(addr + (2 << 20)); !ok || !m.Zero || m.Exclusive {
 		t.Fatalf("Pagemap of the zero page: %+v, %v", m, ok)
 	}
 	write(t, s, addr+5*4096, []byte{1})
 	m, ok := s.Pagemap(addr + 5*4096)
-	if !ok || !m.Huge || !m.Exclusive || m.Shared || !m.PTE.Write() {
+	if !ok || !m.Huge || !m.Exclusive || m.Shared || !m.Writable {
 		t.Fatalf("Pagemap of a huge page: %+v, %v", m, ok)
 	}
-	if h, _, _ := e.a.PageFolio(m.PFN); e.a.FolioOrder(h) != 9 || m.PFN-h != 5 {
+	if h, _, _ := e.a.PageFolio(folio.PFN(m.PFN)); e.a.FolioOrder(h) != 9 || folio.PFN(m.PFN)-h != 5 {
 		t.Fatalf("Pagemap PFN %#x is not page 5 of its PMD folio", m.PFN)
 	}
 	c := e.fork(s)
-	if m, _ := c.Pagemap(addr + 5*4096); m.Exclusive || m.PTE.Write() {
+	if m, _ := c.Pagemap(addr + 5*4096); m.Exclusive || m.Writable {
 		t.Fatalf("the child's Pagemap of a shared huge page: %+v", m)
 	}
 }

@@ -1,18 +1,23 @@
 package cow
 
 import (
-	"github.com/anonfolio/anonfolio/internal/mm/folio"
 	"github.com/anonfolio/anonfolio/internal/mm/pte"
 )
 
 // PagemapEntry describes what maps one address of a space, as a line of
-// /proc/pid/pagemap does: for tests, tools and debugging.
+// /proc/pid/pagemap and /proc/kpageflags do together: for tests, tools and
+// debugging.
 type PagemapEntry struct {
-	PTE       pte.PTE   // the entry (for a huge entry, this page's share of it)
-	PFN       folio.PFN // the page, if present and not the zero page
-	Huge      bool      // mapped by a huge entry
-	Shared    bool      // in a page-table leaf shared after a fork
-	Exclusive bool      // the page is AnonExclusive
+	PFN       uint64 // the page's frame number: its index in the arena (0 for the zero page)
+	Order     int    // the order of the folio the page belongs to
+	Zero      bool   // the shared zero page, which a read of an untouched page maps
+	Writable  bool   // the entry allows a write now; a write to a read-only one of a writable region faults
+	Dirty     bool   // written since it was mapped
+	Young     bool   // accessed since it was mapped
+	Huge      bool   // mapped by a huge (PMD) entry, with the whole PMD-order folio
+	Cont      bool   // part of a contiguous-PTE (contpte) block
+	Shared    bool   // in a page-table leaf shared with a Fork's child or parent (on-demand fork)
+	Exclusive bool   // AnonExclusive: no other space maps the page, so a write reuses it
 }
 
 // Pagemap returns what maps addr, read without a lock: a snapshot that may
@@ -25,17 +30,22 @@ func (s *Space) Pagemap(addr Addr) (PagemapEntry, bool) {
 	}
 	di := d.Index(uint64(addr))
 	var m PagemapEntry
+	var e pte.PTE
 	if h := d.Huge(di); h.Present() {
-		m.PTE, m.Huge = h.Advance(int((uint64(addr)-d.Addr(di))/s.ps)), true
+		e, m.Huge = h.Advance(int((uint64(addr)-d.Addr(di))/s.ps)), true
 	} else if l := d.Leaf(di); l != nil {
-		m.PTE, m.Shared = l.GetLockless(l.Index(uint64(addr))), l.Shared()
+		e, m.Shared = l.GetLockless(l.Index(uint64(addr))), l.Shared()
 	}
-	if m.PTE.None() {
+	if e.None() {
 		return PagemapEntry{}, false
 	}
-	if !m.PTE.Zero() {
-		m.PFN = m.PTE.PFN()
-		m.Exclusive = s.a.PageAnonExclusive(m.PFN)
+	m.Zero, m.Writable, m.Dirty, m.Young, m.Cont = e.Zero(), e.Write(), e.Dirty(), e.Young(), e.Cont()
+	if !m.Zero {
+		m.PFN = uint64(e.PFN())
+		m.Exclusive = s.a.PageAnonExclusive(e.PFN())
+		if _, order, ok := s.a.PageFolio(e.PFN()); ok {
+			m.Order = order
+		}
 	}
 	return m, true
 }

@@ -2,6 +2,7 @@ package cow
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -94,6 +95,24 @@ func newSpace(a *folio.Arena, orders OrderSet, unit CopyUnit) (*Space, error) {
 	}
 	s.as = register(s)
 	return s, nil
+}
+
+// Valid reports whether s was made by NewSpace or Fork (not nil, not a
+// zero value).
+func (s *Space) Valid() bool { return s != nil && s.table != nil }
+
+// String describes the space in one line: its id, regions, resident memory,
+// or that it is closed.
+func (s *Space) String() string {
+	if !s.Valid() {
+		return "cow.Space(invalid)"
+	}
+	if s.closed.Load() {
+		return fmt.Sprintf("cow.Space(%d, closed)", s.mm)
+	}
+	st := s.Stats()
+	return fmt.Sprintf("cow.Space(%d: %d regions, %s resident, %d forks, orders %v)",
+		s.mm, st.Regions, folio.HumanSize(st.Resident*int64(s.ps)), st.Forks, s.orders)
 }
 
 // Arena returns the arena the space allocates from.

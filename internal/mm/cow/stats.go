@@ -1,6 +1,7 @@
 package cow
 
 import (
+	"fmt"
 	"sync/atomic"
 
 	"github.com/anonfolio/anonfolio/internal/mm/folio"
@@ -83,4 +84,14 @@ func (s *Space) Stats() Stats {
 	st.Regions = len(s.regions)
 	s.mapLock.RUnlock()
 	return st
+}
+
+// String summarises the counters in one line.
+func (st Stats) String() string {
+	var faults uint64
+	for _, n := range st.FaultAlloc {
+		faults += n
+	}
+	return fmt.Sprintf("%d pages resident in %d regions; %d folios faulted in, %d zero-page maps; %d COW copies (%s), %d reuses; %d forks",
+		st.Resident, st.Regions, faults, st.ZeroPageMaps, st.WPCopy, folio.HumanSize(int64(st.CopyBytes)), st.WPReuse, st.Forks)
 }

@@ -38,7 +38,7 @@ func TestWriteProtect(t *testing.T) {
 			}
 			for va := addr; va < addr+size; va += 4096 {
 				m, ok := s.Pagemap(va)
-				if !ok || m.PTE.Write() || !m.Exclusive {
+				if !ok || m.Writable || !m.Exclusive {
 					t.Fatalf("after WriteProtect %#x maps %+v, want read-only and exclusive", uint64(va), m)
 				}
 			}

@@ -353,3 +353,23 @@ func (a *Arena) FreeMMID(id MMID) {
 	a.mmIDs[id/64] &^= 1 << (id % 64)
 	a.nrMM--
 }
+
+// String describes the arena in one line (its size, page size, largest
+// folio, free memory and spaces); safe on a closed arena, whose memory it
+// does not touch.
+func (a *Arena) String() string {
+	if a == nil {
+		return "folio.Arena(nil)"
+	}
+	a.mu.Lock()
+	closed := a.closed
+	a.mu.Unlock()
+	size := HumanSize(a.nrPages << a.geo.PageShift)
+	if closed {
+		return fmt.Sprintf("folio.Arena(%s, closed)", size)
+	}
+	st := a.Stats()
+	ps := int64(a.geo.PageSize)
+	return fmt.Sprintf("folio.Arena(%s of %s pages, folios up to %s: %s free, %d spaces)",
+		size, HumanSize(ps), HumanSize(int64(a.geo.FolioSize(a.geo.MaxOrder))), HumanSize(st.FreePages*ps), st.Spaces)
+}

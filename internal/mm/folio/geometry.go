@@ -102,3 +102,18 @@ func sizeString(n int64) string {
 	}
 	return fmt.Sprintf("%d%s", n, units[u])
 }
+
+// HumanSize formats a byte count for people: exact binary units when it
+// divides ("64 KiB"), else one decimal of the next unit up ("12.3 MiB").
+func HumanSize(n int64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	f, u := float64(n), 0
+	for f >= 1024 && u < len(units)-1 {
+		f /= 1024
+		u++
+	}
+	if f == float64(int64(f)) {
+		return fmt.Sprintf("%d %s", int64(f), units[u])
+	}
+	return fmt.Sprintf("%.1f %s", f, units[u])
+}

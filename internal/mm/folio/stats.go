@@ -1,6 +1,9 @@
 package folio
 
-import "sync/atomic"
+import (
+	"fmt"
+	"sync/atomic"
+)
 
 // orderStats are the per-order allocation counts: atomic, because the
 // order-0 caches update them without Arena.mu.
@@ -78,4 +81,11 @@ func (a *Arena) Stats() Stats {
 	st.BytesReleased = a.stat.bytesReleased
 	st.Releases = a.stat.releases
 	return st
+}
+
+// String summarises the counters in one line.
+func (s Stats) String() string {
+	ps := int64(s.PageSize)
+	return fmt.Sprintf("%s in %s pages: %s free (%s resident), %d spaces",
+		HumanSize(s.TotalPages*ps), HumanSize(ps), HumanSize(s.FreePages*ps), HumanSize(s.ResidentFree*ps), s.Spaces)
 }

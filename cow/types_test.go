@@ -1,0 +1,58 @@
+package cow
+
+import (
+	"testing"
+
+	mm "github.com/anonfolio/anonfolio/internal/mm/cow"
+)
+
+// TestValuesMatchTheEngine: the facade's constants are converted to the
+// engine's by value, so each must equal its engine twin.
+func TestValuesMatchTheEngine(t *testing.T) {
+	pairs := []struct {
+		name     string
+		pub, eng int
+	}{
+		{"ProtNone", int(ProtNone), int(mm.ProtNone)},
+		{"ProtRead", int(ProtRead), int(mm.ProtRead)},
+		{"ProtWrite", int(ProtWrite), int(mm.ProtWrite)},
+		{"CopyPage", int(CopyPage), int(mm.CopyPage)},
+		{"CopyFolio", int(CopyFolio), int(mm.CopyFolio)},
+		{"DontNeed", int(DontNeed), int(mm.DontNeed)},
+		{"DontFork", int(DontFork), int(mm.DontFork)},
+		{"DoFork", int(DoFork), int(mm.DoFork)},
+		{"WipeOnFork", int(WipeOnFork), int(mm.WipeOnFork)},
+		{"KeepOnFork", int(KeepOnFork), int(mm.KeepOnFork)},
+		{"Collapse", int(Collapse), int(mm.Collapse)},
+	}
+	for _, p := range pairs {
+		if p.pub != p.eng {
+			t.Errorf("cow.%s = %d, the engine's is %d", p.name, p.pub, p.eng)
+		}
+	}
+}
+
+// TestZeroSpace: a Space that NewSpace did not make reports ErrInvalid from
+// every method instead of crashing, and prints as invalid.
+func TestZeroSpace(t *testing.T) {
+	for _, s := range []*Space{nil, new(Space)} {
+		if _, err := s.Map(4096, ProtRead); err == nil {
+			t.Errorf("Map on %v: no error", s)
+		}
+		if _, err := s.ReadAt(make([]byte, 1), 1<<32); err == nil {
+			t.Errorf("ReadAt on %v: no error", s)
+		}
+		if _, err := s.Fork(); err == nil {
+			t.Errorf("Fork on %v: no error", s)
+		}
+		if err := s.Close(); err == nil {
+			t.Errorf("Close on %v: no error", s)
+		}
+		if got := s.String(); got != "cow.Space(invalid)" {
+			t.Errorf("String() = %q", got)
+		}
+		if err := Check(s); err == nil {
+			t.Errorf("Check of %v: no error", s)
+		}
+	}
+}
