@@ -3,6 +3,7 @@ package cow
 import (
 	"testing"
 
+	"github.com/anonfolio/anonfolio/folio"
 	mm "github.com/anonfolio/anonfolio/internal/mm/cow"
 )
 
@@ -54,5 +55,32 @@ func TestZeroSpace(t *testing.T) {
 		if err := Check(s); err == nil {
 			t.Errorf("Check of %v: no error", s)
 		}
+	}
+}
+
+// TestSpacePrints: a space prints as one line, open or closed.
+func TestSpacePrints(t *testing.T) {
+	a, err := folio.NewArena(folio.Config{Size: 8 << 20, PageSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	s, err := NewSpace(a, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := s.Map(2<<20, ProtRead|ProtWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.WriteAt([]byte("x"), int64(addr)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.String(), "cow.Space(1: regions 1, 2 MiB resident, forks 0, orders {0,4,9})"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	s.Close()
+	if got := s.String(); got != "cow.Space(1, closed)" {
+		t.Errorf("closed: String() = %q", got)
 	}
 }

@@ -113,3 +113,25 @@ func TestFastOnlyClosedSpace(t *testing.T) {
 		}
 	}
 }
+
+// TestString: Pages print as one line, before and after Release.
+func TestString(t *testing.T) {
+	e := spacetest.New(t, 8<<20, page)
+	s := e.Space(cow.Options{})
+	addr := e.Map(s, 1<<20, cow.ProtRead|cow.ProtWrite)
+	p, err := Pin(s, addr, 3*page, Write|Longterm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("pin.Pages(Pin of %#x+%d in 1 contiguous pieces, flags Write|Longterm)", uint64(addr), 3*page)
+	if got := p.String(); got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	p.Release()
+	if got := p.String(); !strings.HasSuffix(got, "released)") {
+		t.Errorf("String() after Release = %q", got)
+	}
+	if got := (*Pages)(nil).String(); got != "pin.Pages(nil)" {
+		t.Errorf("nil String() = %q", got)
+	}
+}

@@ -3,6 +3,7 @@ package pin
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	"github.com/anonfolio/anonfolio/cow"
@@ -43,12 +44,14 @@ var ErrFastFailed = errors.New("pin: the fast path could not take the whole rang
 // Pages are pages pinned (Pin) or referenced (Get) from a space. They hand
 // out the backing memory of the range until Release.
 type Pages struct {
-	a     *folio.Arena
-	pin   bool
-	flags Flags
-	runs  []run
-	bytes [][]byte
-	done  atomic.Bool // released
+	a      *folio.Arena
+	pin    bool
+	flags  Flags
+	addr   cow.Addr // the range asked for, for String
+	length int
+	runs   []run
+	bytes  [][]byte
+	done   atomic.Bool // released
 
 	// The first run and slice live here: a range within one folio, the
 	// common case, costs one allocation.
@@ -100,7 +103,7 @@ func take(space *cow.Space, addr cow.Addr, length int, flags Flags, pin bool) (*
 	ps := uint64(s.PageSize())
 	first := uint64(addr) &^ (ps - 1)
 	total := int((uint64(addr) + uint64(length) - first + ps - 1) / ps)
-	p := &Pages{a: s.Arena(), pin: pin, flags: flags}
+	p := &Pages{a: s.Arena(), pin: pin, flags: flags, addr: addr, length: length}
 	p.runs = p.run0[:0]
 	// Registered before anything is held: a Check from here on counts what
 	// the runs hold as they are taken (in a lockless section, or under the
@@ -261,6 +264,43 @@ func (p *Pages) Bytes() [][]byte {
 		return nil
 	}
 	return p.bytes
+}
+
+// String describes the pages in one line: pin or Get, the range, the runs,
+// the flags, or that they were released.
+func (p *Pages) String() string {
+	if p == nil {
+		return "pin.Pages(nil)"
+	}
+	kind := "Get"
+	if p.pin {
+		kind = "Pin"
+	}
+	if p.done.Load() {
+		return fmt.Sprintf("pin.Pages(%s of %#x+%d, released)", kind, uint64(p.addr), p.length)
+	}
+	return fmt.Sprintf("pin.Pages(%s of %#x+%d in %d contiguous pieces, flags %v)",
+		kind, uint64(p.addr), p.length, len(p.bytes), p.flags)
+}
+
+// String names the flags: "Write|Longterm".
+func (f Flags) String() string {
+	var names []string
+	for _, n := range []struct {
+		f    Flags
+		name string
+	}{{Write, "Write"}, {Longterm, "Longterm"}, {FastOnly, "FastOnly"}, {SlowOnly, "SlowOnly"}} {
+		if f&n.f != 0 {
+			names = append(names, n.name)
+		}
+	}
+	if rest := f &^ allFlags; rest != 0 {
+		names = append(names, fmt.Sprintf("%#x", uint(rest)))
+	}
+	if len(names) == 0 {
+		return "0"
+	}
+	return strings.Join(names, "|")
 }
 
 // Pinned reports whether the pages are pinned (Pin) rather than referenced

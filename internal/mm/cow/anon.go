@@ -24,6 +24,7 @@ func (s *Space) doAnonymousPage(d *pte.Dir, di int, l *pte.Leaf, f *fault) (bool
 	r, _ := s.regionAt(addr)
 	i := l.Index(uint64(addr))
 	best := s.anonOrder(r, l, i)
+	f.order = max(f.order, best)
 	var head folio.PFN
 	order := best
 	for ; ; order = s.lowerOrder(order) {

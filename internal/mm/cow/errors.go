@@ -3,11 +3,15 @@ package cow
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/anonfolio/anonfolio/internal/mm/folio"
 )
 
 // Errors. Each is a sentinel for errors.Is; returned errors wrap them with
 // the address or argument at fault. Running out of memory is
-// folio.ErrNoMemory.
+// folio.ErrNoMemory, wrapped by noMemory.
 var (
 	// ErrFault: no region at that address (SIGSEGV for a missing mapping).
 	ErrFault = errors.New("cow: no mapping at address")
@@ -50,3 +54,28 @@ func closedErr() error { return ErrClosed }
 
 // busyErr returns ErrBusy, for the same reason.
 func busyErr() error { return ErrBusy }
+
+// noMemory wraps the arena's ErrNoMemory for what op needed with what
+// holds the arena's memory, so that the error says where the memory went:
+// the free pages, the pins, the copies that copy-on-write made since the
+// spaces forked, and each live space's resident size.
+func (s *Space) noMemory(err error, op string) error {
+	st := s.a.Stats()
+	ps := int64(s.ps)
+	pins, gets, _ := s.a.Ledger()
+	var copied uint64
+	var spaces []string
+	for _, sp := range s.as.liveSpaces() {
+		c := sp.Stats()
+		copied += c.CopyBytes
+		this := ""
+		if sp == s {
+			this = ", this one"
+		}
+		spaces = append(spaces, fmt.Sprintf("space %d maps %s%s", sp.mm, folio.HumanSize(c.Resident*ps), this))
+	}
+	slices.Sort(spaces)
+	return fmt.Errorf("%w (%s): arena of %s: %s free, %s pinned, %s held by Gets, %s copied by copy-on-write since the spaces forked; %s",
+		err, op, folio.HumanSize(st.TotalPages*ps), folio.HumanSize(st.FreePages*ps), folio.HumanSize(pins*ps),
+		folio.HumanSize(gets*ps), folio.HumanSize(int64(copied)), strings.Join(spaces, ", "))
+}

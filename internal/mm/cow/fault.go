@@ -1,6 +1,10 @@
 package cow
 
 import (
+	"errors"
+	"fmt"
+
+	"github.com/anonfolio/anonfolio/internal/mm/folio"
 	"github.com/anonfolio/anonfolio/internal/mm/pte"
 )
 
@@ -30,6 +34,7 @@ type fault struct {
 	flags   faultFlags
 	data    []byte // within the page at addr; nil unless a write
 	applied bool   // data was stored into the page now mapped at addr
+	order   int    // the largest folio order the fault tried to allocate (for errors)
 }
 
 // handleFault resolves a fault (handle_mm_fault): when it returns nil, the
@@ -53,8 +58,14 @@ func (s *Space) handleFault(f *fault) error {
 	f.r = r
 	for {
 		done, err := s.faultOnce(r, f)
-		if err != nil || done {
+		if err != nil {
+			if errors.Is(err, folio.ErrNoMemory) {
+				return s.noMemory(err, fmt.Sprintf("a fault at %#x wanted an order-%d folio and found no free page even of order 0", uint64(f.addr), f.order))
+			}
 			return err
+		}
+		if done {
+			return nil
 		}
 	}
 }
@@ -82,6 +93,7 @@ func (s *Space) faultOnce(r region, f *fault) (done bool, err error) {
 	l := d.Leaf(di)
 	if l == nil {
 		if f.flags&faultWrite != 0 && s.pmdFits(r, Addr(d.Addr(di))) {
+			f.order = s.geo.PMDOrder
 			if done, err := s.doHugePMDAnonymousPage(d, di); done || err != nil {
 				return done, err
 			}

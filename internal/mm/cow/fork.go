@@ -1,6 +1,8 @@
 package cow
 
 import (
+	"errors"
+
 	"github.com/anonfolio/anonfolio/internal/mm/folio"
 	"github.com/anonfolio/anonfolio/internal/mm/pte"
 	"github.com/anonfolio/anonfolio/internal/testhook"
@@ -19,6 +21,9 @@ import (
 // WipeOnFork ones come out empty.
 func (s *Space) Fork() (*Space, error) {
 	child, err := s.fork()
+	if errors.Is(err, folio.ErrNoMemory) {
+		err = s.noMemory(err, "Fork, copying the pages of a pinned folio for the child")
+	}
 	if err != nil {
 		if child != nil {
 			// Only now, with the parent's map lock dropped: a deferred

@@ -111,7 +111,7 @@ func (s *Space) String() string {
 		return fmt.Sprintf("cow.Space(%d, closed)", s.mm)
 	}
 	st := s.Stats()
-	return fmt.Sprintf("cow.Space(%d: %d regions, %s resident, %d forks, orders %v)",
+	return fmt.Sprintf("cow.Space(%d: regions %d, %s resident, forks %d, orders %v)",
 		s.mm, st.Regions, folio.HumanSize(st.Resident*int64(s.ps)), st.Forks, s.orders)
 }
 

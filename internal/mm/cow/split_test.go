@@ -3,6 +3,7 @@ package cow
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,6 +174,13 @@ func TestOutOfMemory(t *testing.T) {
 	}
 	if n != 4<<20 {
 		t.Fatalf("wrote %d bytes before running out, want all 4 MiB", n)
+	}
+	// The error says what the fault wanted, where, and where the memory is.
+	for _, want := range []string{fmt.Sprintf("a fault at %#x wanted an order-9 folio", uint64(addr)+4<<20),
+		"arena of 4 MiB: 0 B free", "0 B pinned", fmt.Sprintf("space %d maps 4 MiB, this one", s.mm)} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the out-of-memory error does not say %q: %v", want, err)
+		}
 	}
 	e.check()
 	expect(t, s, addr, data[:n])

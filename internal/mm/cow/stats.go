@@ -92,6 +92,6 @@ func (st Stats) String() string {
 	for _, n := range st.FaultAlloc {
 		faults += n
 	}
-	return fmt.Sprintf("%d pages resident in %d regions; %d folios faulted in, %d zero-page maps; %d COW copies (%s), %d reuses; %d forks",
+	return fmt.Sprintf("resident %d pages, regions %d; faults: %d folios allocated, %d zero-page maps; COW: %d copies (%s), %d reuses; forks %d",
 		st.Resident, st.Regions, faults, st.ZeroPageMaps, st.WPCopy, folio.HumanSize(int64(st.CopyBytes)), st.WPReuse, st.Forks)
 }

@@ -370,6 +370,6 @@ func (a *Arena) String() string {
 	}
 	st := a.Stats()
 	ps := int64(a.geo.PageSize)
-	return fmt.Sprintf("folio.Arena(%s of %s pages, folios up to %s: %s free, %d spaces)",
+	return fmt.Sprintf("folio.Arena(%s of %s pages, folios up to %s: %s free, spaces: %d)",
 		size, HumanSize(ps), HumanSize(int64(a.geo.FolioSize(a.geo.MaxOrder))), HumanSize(st.FreePages*ps), st.Spaces)
 }

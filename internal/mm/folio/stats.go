@@ -86,6 +86,6 @@ func (a *Arena) Stats() Stats {
 // String summarises the counters in one line.
 func (s Stats) String() string {
 	ps := int64(s.PageSize)
-	return fmt.Sprintf("%s in %s pages: %s free (%s resident), %d spaces",
+	return fmt.Sprintf("%s in %s pages: %s free (%s resident), spaces: %d",
 		HumanSize(s.TotalPages*ps), HumanSize(ps), HumanSize(s.FreePages*ps), HumanSize(s.ResidentFree*ps), s.Spaces)
 }
