@@ -160,6 +160,9 @@ func (l *Leaf) Set(i int, p PTE) {
 		l.unfold(i)
 	}
 	l.entry(i).Store(uint64(p))
+	if takesAwayEntry(old, p) {
+		l.flushTLB()
+	}
 	switch {
 	case old.None() && !p.None():
 		l.nr++
@@ -271,6 +274,14 @@ func (l *Leaf) unfoldPartial(i, nr int) {
 	}
 }
 
+// takesAwayEntry reports whether replacing entry old by p removes a
+// mapping, changes the page or takes a permission away: what a TLB must be
+// flushed for.
+func takesAwayEntry(old, p PTE) bool {
+	return !old.None() && (p.None() || p.PFN() != old.PFN() || p.Zero() != old.Zero() ||
+		old.Write() && !p.Write() || p.ProtNone() && !old.ProtNone())
+}
+
 // Clear clears entries [i, i+nr) (get_and_clear_full_ptes) and returns the
 // first entry as it was, with the access bits of all of them gathered.
 // Blocks the range covers whole are cleared without unfolding; partly
@@ -294,6 +305,7 @@ func (l *Leaf) Clear(i, nr int) PTE {
 		}
 		access |= old & accessBits
 	}
+	l.flushTLB()
 	return first | access
 }
 
@@ -325,6 +337,9 @@ func (l *Leaf) ChangeProt(i, nr int, set, clear PTE) {
 				break
 			}
 		}
+	}
+	if takesAway(set, clear) {
+		l.flushTLB()
 	}
 }
 

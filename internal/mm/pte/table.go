@@ -57,6 +57,9 @@ type Dir struct {
 	mu   sync.Mutex
 	huge []atomic.Uint64        // huge entry per slot (written with mu held)
 	leaf []atomic.Pointer[Leaf] // leaf per slot (written with mu held)
+	// tlbGen is each slot's TLB generation: bumped after any change that
+	// removes, replaces or write-protects its huge entry (see Leaf.tlbGen).
+	tlbGen []atomic.Uint64
 }
 
 // Leaf is one PTE table. Its entries are atomic words, changed only with mu
@@ -90,6 +93,18 @@ type Leaf struct {
 	// maybePinned is a sticky hint that a page was pinned through this
 	// leaf: fork does not share such a leaf before it checked its folios.
 	maybePinned atomic.Bool
+
+	// tlbGen is the leaf's TLB generation, what software TLBs (cow's
+	// Accessor, the seqlock reads) validate a translation against: bumped
+	// after any change that removes an entry, replaces the page it maps or
+	// takes a permission away (a TLB flush), and after the leaf leaves a
+	// slot or becomes shared. Adding a mapping or a permission does not
+	// bump it: a reader that read the entry before sees less than it may.
+	// The bump follows the change, so a reader that loads the generation
+	// and then the entry sees the change if it sees the bump; and it comes
+	// before the old page can be freed, so a reader that read a page being
+	// reused finds the generation moved.
+	tlbGen atomic.Uint64
 }
 
 // New returns an empty table for geometry geo. folios resolves pages to
@@ -176,10 +191,11 @@ func (t *Table) DirAlloc(addr uint64) *Dir {
 	if d == nil {
 		n := t.geo.TableEntries
 		d = &Dir{
-			t:    t,
-			base: addr &^ (t.DirSize() - 1),
-			huge: make([]atomic.Uint64, n),
-			leaf: make([]atomic.Pointer[Leaf], n),
+			t:      t,
+			base:   addr &^ (t.DirSize() - 1),
+			huge:   make([]atomic.Uint64, n),
+			leaf:   make([]atomic.Pointer[Leaf], n),
+			tlbGen: make([]atomic.Uint64, n),
 		}
 		m.dirs[mid].Store(d)
 		t.nrDirs.Add(1)
@@ -296,6 +312,7 @@ func (d *Dir) InstallLeafLocked(i int, l *Leaf) {
 	l.nusers.Store(int32(len(l.users)))
 	d.leaf[i].Store(l)
 	d.t.nrLeaves.Add(1)
+	l.flushTLB() // shared now: its old users may no longer write through it
 }
 
 // ReplaceLeafLocked replaces slot i's leaf old, which is shared, by private
@@ -313,6 +330,7 @@ func (d *Dir) ReplaceLeafLocked(i int, old, new *Leaf) (wasAccounting bool) {
 	}
 	wasAccounting = old.removeUser(d.t.user)
 	d.leaf[i].Store(new)
+	old.flushTLB()
 	return wasAccounting
 }
 
@@ -330,6 +348,7 @@ func (d *Dir) UnlinkLeafLocked(i int, l *Leaf) (wasAccounting bool) {
 	wasAccounting = l.removeUser(d.t.user)
 	d.leaf[i].Store(nil)
 	d.t.nrLeaves.Add(-1)
+	l.flushTLB()
 	return wasAccounting
 }
 
@@ -366,6 +385,7 @@ func (d *Dir) FreeLeafLocked(i int) bool {
 	l.dead = true
 	d.leaf[i].Store(nil)
 	d.t.nrLeaves.Add(-1)
+	l.flushTLB()
 	return true
 }
 
@@ -386,19 +406,33 @@ func (d *Dir) SetHugeLocked(i int, p PTE) bool {
 	return true
 }
 
+// TLBGen returns slot i's TLB generation (see Leaf.TLBGen), which a
+// translation of its huge entry is valid against.
+func (d *Dir) TLBGen(i int) uint64 { return d.tlbGen[i].Load() }
+
+// flushTLB bumps slot i's TLB generation.
+func (d *Dir) flushTLB(i int) { d.tlbGen[i].Add(1) }
+
 // ClearHugeLocked clears slot i's huge entry and returns it
 // (pmdp_huge_get_and_clear).
 //
 // Preconditions: d's lock is held.
 // +checklocks:d.mu
-func (d *Dir) ClearHugeLocked(i int) PTE { return PTE(d.hugeEntry(i).Swap(0)) }
+func (d *Dir) ClearHugeLocked(i int) PTE {
+	old := PTE(d.hugeEntry(i).Swap(0))
+	d.flushTLB(i)
+	return old
+}
 
 // WrProtectHugeLocked makes slot i's huge entry read-only
 // (pmdp_set_wrprotect).
 //
 // Preconditions: d's lock is held.
 // +checklocks:d.mu
-func (d *Dir) WrProtectHugeLocked(i int) { d.hugeEntry(i).And(^uint64(Write)) }
+func (d *Dir) WrProtectHugeLocked(i int) {
+	d.hugeEntry(i).And(^uint64(Write))
+	d.flushTLB(i)
+}
 
 // ChangeProtHugeLocked sets the bits in set and clears those in clear (Write
 // and ProtNone only) on slot i's huge entry (change_huge_pmd).
@@ -411,10 +445,16 @@ func (d *Dir) ChangeProtHugeLocked(i int, set, clear PTE) {
 	for {
 		old := d.hugeEntry(i).Load()
 		if old == 0 || d.hugeEntry(i).CompareAndSwap(old, old&^uint64(clear)|uint64(set)) {
-			return
+			break
 		}
 	}
+	if takesAway(set, clear) {
+		d.flushTLB(i)
+	}
 }
+
+// takesAway reports whether a protection change removes a permission.
+func takesAway(set, clear PTE) bool { return clear&Write != 0 || set&ProtNone != 0 }
 
 // SetHugeAccessLocked adds the Write, Dirty and Young bits of entry to slot
 // i's huge entry (pmdp_set_access_flags) and reports whether it changed.
@@ -447,6 +487,7 @@ func (d *Dir) SplitHugeLocked(i int) *Leaf {
 	d.leaf[i].Store(l)
 	d.t.nrLeaves.Add(1)
 	d.hugeEntry(i).Store(0)
+	d.flushTLB(i) // the same pages, but through a leaf now
 	return l
 }
 
@@ -503,6 +544,20 @@ func (l *Leaf) Users() []uint16 { return l.users }
 // Preconditions: the PTL is held.
 // +checklocks:l.mu
 func (l *Leaf) Pages() int { return l.nr - l.zero }
+
+// TLBGen returns the leaf's TLB generation: a translation through the leaf
+// read after it is valid until it moves.
+func (l *Leaf) TLBGen() uint64 { return l.tlbGen.Load() }
+
+// flushTLB bumps the leaf's TLB generation.
+func (l *Leaf) flushTLB() { l.tlbGen.Add(1) }
+
+// FlushTLB bumps the leaf's TLB generation for a change the primitives
+// cannot see (none today: they flush on their own). Called with the PTL
+// held.
+//
+// +checklocks:l.mu
+func (l *Leaf) FlushTLB() { l.flushTLB() }
 
 // MaybePinned reports the sticky hint that a page was pinned through the
 // leaf.
