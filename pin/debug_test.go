@@ -9,6 +9,7 @@ import (
 
 	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/folio"
+	mmfolio "github.com/anonfolio/anonfolio/internal/mm/folio"
 	"github.com/anonfolio/anonfolio/internal/spacetest"
 )
 
@@ -56,10 +57,10 @@ func TestDebugStaleBytesAfterRelease(t *testing.T) {
 	// The poisoned variant (race builds): the write lands, and the page
 	// leaving the quarantine names it.
 	stale[0] = 1
-	var held []folio.PFN
+	var held []mmfolio.PFN
 	msg := panics(func() {
 		for { // take everything: the quarantine drains
-			pfn, err := a.AllocFolio(0, 0)
+			pfn, err := engine(a).AllocFolio(0, 0)
 			if err != nil {
 				break
 			}
@@ -67,7 +68,7 @@ func TestDebugStaleBytesAfterRelease(t *testing.T) {
 		}
 	})
 	for _, pfn := range held {
-		a.FolioPut(pfn, 1)
+		engine(a).FolioPut(pfn, 1)
 	}
 	if !strings.Contains(msg, "written after it was released") {
 		t.Fatalf("the write after Release went unnoticed (%q)", msg)

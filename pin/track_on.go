@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/anonfolio/anonfolio/cow"
-	"github.com/anonfolio/anonfolio/folio"
+	cow "github.com/anonfolio/anonfolio/internal/mm/cow"
+	"github.com/anonfolio/anonfolio/internal/mm/folio"
 )
 
 // In race and invariants builds (pebble's invariants.Enabled) the live Pages

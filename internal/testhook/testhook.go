@@ -26,7 +26,9 @@ const (
 	// and is about to clear AnonExclusive and write-protect it.
 	ForkAfterPinCheck
 	// LocklessAfterGrab: a lockless path grabbed a folio and has not yet
-	// rechecked its entry.
+	// rechecked its entry; or a seqlock read found its page and has not
+	// yet copied it or checked the generation; or a lockless write found
+	// its page writable and has not yet written it.
 	LocklessAfterGrab
 	// LocklessAfterRecheck: a lockless walk grabbed a run and found its
 	// entry unchanged; its caller has not yet used the run (a pin has not

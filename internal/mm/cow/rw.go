@@ -6,6 +6,8 @@ import (
 	"github.com/anonfolio/anonfolio/internal/mm/folio"
 	"github.com/anonfolio/anonfolio/internal/mm/pte"
 	"github.com/anonfolio/anonfolio/internal/sections"
+	"github.com/anonfolio/anonfolio/internal/seqlock"
+	"github.com/anonfolio/anonfolio/internal/testhook"
 )
 
 // sectionBytes bounds how much one lockless section copies before it lets a
@@ -27,18 +29,13 @@ func (s *Space) ReadAt(p []byte, off int64) (int, error) { return s.access(p, of
 func (s *Space) WriteAt(p []byte, off int64) (int, error) { return s.access(p, off, true) }
 
 func (s *Space) access(p []byte, off int64, write bool) (n int, err error) {
-	if off < 0 {
-		return 0, invalid("negative address %d", off)
+	if err := checkAccess(off, len(p)); err != nil || len(p) == 0 {
+		return 0, err
 	}
-	if len(p) == 0 {
-		return 0, nil
-	}
-	if uint64(off) >= uint64(vaLimit) || uint64(len(p)) > uint64(vaLimit)-uint64(off) {
-		return 0, faultErr(Addr(off))
-	}
+	var tlb [1]xlate // this call's translations: one slot at a time
 	addr := Addr(off)
 	for n < len(p) {
-		k, stuck := s.accessFast(addr, p[n:], write)
+		k, stuck := s.accessFast(tlb[:], addr, p[n:], write)
 		n += k
 		addr += Addr(k)
 		if !stuck {
@@ -48,27 +45,51 @@ func (s *Space) access(p []byte, off int64, write bool) (n int, err error) {
 		if err := s.accessSlow(addr, p[n:n+chunk], write); err != nil {
 			return n, err
 		}
+		tlb[0].slot = 0 // the fault changed the slot: translate it again
 		n += chunk
 		addr += Addr(chunk)
 	}
 	return n, nil
 }
 
-// accessFast copies as much of p as it can without a lock, one run of
-// physically contiguous pages at a time, up to sectionBytes, and returns how
-// many bytes it did and whether it stopped at a page that needs the slow
-// path. It runs in a lockless section: Fork and Check wait for it.
-func (s *Space) accessFast(addr Addr, p []byte, write bool) (done int, stuck bool) {
-	sec := s.inflight.Enter()
+// checkAccess checks the address and length of an access.
+func checkAccess(off int64, n int) error {
+	switch {
+	case off < 0:
+		return invalid("negative address %d", off)
+	case n > 0 && (uint64(off) >= uint64(vaLimit) || uint64(n) > uint64(vaLimit)-uint64(off)):
+		return faultErr(Addr(off))
+	}
+	return nil
+}
+
+// accessFast copies as much of p as it can through the software TLB tlb
+// (a power-of-two number of entries), one run of physically contiguous
+// pages at a time, up to sectionBytes, and returns how many bytes it did
+// and whether it stopped at a page that needs the slow path. It runs in a
+// lockless section: a reader's, which Close waits for (the memory stays
+// mapped until it is done), or a writer's, which Fork, Close, Protect and
+// Check wait for, and a zap too before it frees a page (see tlb.go). The section ends on a page
+// boundary, so that each page of a write lands wholly before or wholly
+// after a Fork that waits for it.
+func (s *Space) accessFast(tlb []xlate, addr Addr, p []byte, write bool) (done int, stuck bool) {
+	counter := &s.readers
+	if write {
+		counter = &s.writers
+	}
+	sec := counter.Enter()
 	defer sections.Exit(sec)
-	if s.wpSeq.Load()&1 != 0 || s.closed.Load() {
+	if s.closed.Load() || write && s.wpSeq.Load()&1 != 0 {
 		return 0, true
 	}
-	// The section ends on a page boundary, so that each page of a write
-	// lands wholly before or wholly after a Fork that waits for it.
 	lim := min(len(p), sectionBytes-int(uint64(addr)%s.ps))
 	for done < lim {
-		n := s.runFast(addr, p[done:lim], write)
+		var n int
+		if write {
+			n = s.writeRun(tlb, addr, p[done:lim])
+		} else {
+			n = s.readRun(tlb, addr, p[done:lim])
+		}
 		if n == 0 {
 			return done, true
 		}
@@ -78,42 +99,91 @@ func (s *Space) accessFast(addr Addr, p []byte, write bool) (done int, stuck boo
 	return done, false
 }
 
-// runFast copies to or from the pages at addr without a lock, as far as
-// they are consecutive pages of one folio mapped alike (a contpte block, a
-// large folio, a huge entry), and returns how many bytes it did (0: the
-// first page needs the slow path).
-func (s *Space) runFast(addr Addr, buf []byte, write bool) int {
-	off := uint64(addr) % s.ps
-	pages := int((off + uint64(len(buf)) + s.ps - 1) / s.ps) // pages the buffer touches
-	var want Want
-	if write {
-		want = WantWrite
+// tlbEntry returns the TLB entry for addr, translated and valid now, or nil
+// if the slot maps nothing (the caller faults).
+func (s *Space) tlbEntry(tlb []xlate, addr Addr) *xlate {
+	t := &tlb[(uint64(addr)>>s.leafShift)&uint64(len(tlb)-1)]
+	if t.slot != s.slotOf(addr) || t.genNow() != t.gen {
+		if !s.fill(t, addr) {
+			t.slot = 0
+			return nil
+		}
 	}
-	run, ok := s.GrabLockless(addr, pages, want)
-	switch {
-	case !ok:
-		return 0
-	case run.Zero:
-		n := min(len(buf), int(s.ps-off))
-		clear(buf[:n])
-		return n
-	}
-	return s.copyRun(run.Head, run.PFN, run.N, off, buf, write)
+	return t
 }
 
-// copyRun copies between buf and n pages from pfn on (from byte off of the
-// first), drops the reference the caller took on head, and returns the
-// bytes copied.
-func (s *Space) copyRun(head, pfn folio.PFN, n int, off uint64, buf []byte, write bool) int {
-	mem := s.a.PageBytes(pfn, n)[off:]
-	var k int
-	if write {
-		k = copy(mem, buf)
-	} else {
-		k = copy(buf, mem)
+// readRun copies into buf from the pages at addr, as far as they are
+// consecutive pages mapped alike, by a seqlock read: no reference, no
+// shared write; the copy is retried if the translation changed while it
+// ran. It returns how many bytes it copied (0: the page needs the slow
+// path).
+func (s *Space) readRun(tlb []xlate, addr Addr, buf []byte) int {
+	off := uint64(addr) % s.ps
+	pages := int((off + uint64(len(buf)) + s.ps - 1) / s.ps)
+	for range 4 {
+		t := s.tlbEntry(tlb, addr)
+		if t == nil {
+			return 0
+		}
+		g := t.gen
+		e, n := s.entry(t, addr, pages, false)
+		switch {
+		case !e.Present() || !e.Accessible():
+			return 0 // nothing mapped, or PROT_NONE: the fault says which
+		case e.Zero():
+			k := min(len(buf), int(s.ps-off))
+			clear(buf[:k]) // the zero page: nothing to validate
+			return k
+		}
+		testhook.Run(testhook.LocklessAfterGrab)
+		if debugRefReads {
+			return s.readRunHeld(t, g, e, n, off, buf)
+		}
+		k := seqlock.Copy(buf, s.a.PageBytes(e.PFN(), n)[off:])
+		seqlock.Fence()
+		if t.genNow() == g {
+			return k
+		}
+		// The bytes may be another space's, from a page reused meanwhile:
+		// leave none of them behind, even if the read then fails.
+		clear(buf[:k])
 	}
-	s.a.FolioPut(head, 1)
-	return k
+	return 0 // the translation keeps changing: take the lock
+}
+
+// readRunHeld is readRun's copy in the anonfolio_debug build: with a
+// reference on the folio, taken and validated before the copy, so that it
+// never reads a page freed (and quarantined, inaccessible) under it.
+func (s *Space) readRunHeld(t *xlate, g uint64, e pte.PTE, n int, off uint64, buf []byte) int {
+	head, ok := s.a.FolioTryGet(e.PFN())
+	if !ok {
+		return 0
+	}
+	defer s.a.FolioPut(head, 1)
+	if t.genNow() != g {
+		return 0
+	}
+	n = min(n, int(head+folio.PFN(s.a.FolioNrPages(head))-e.PFN()))
+	return copy(buf, s.a.PageBytes(e.PFN(), n)[off:])
+}
+
+// writeRun copies buf into the pages at addr, as far as they are writable
+// consecutive pages mapped alike, and returns how many bytes it copied (0:
+// the page needs the slow path). Called in a lockless section with wpSeq
+// even: nothing frees or write-protects the pages until the section ends.
+func (s *Space) writeRun(tlb []xlate, addr Addr, buf []byte) int {
+	t := s.tlbEntry(tlb, addr)
+	if t == nil {
+		return 0
+	}
+	off := uint64(addr) % s.ps
+	e, n := s.entry(t, addr, int((off+uint64(len(buf))+s.ps-1)/s.ps), true)
+	if !e.Write() || !e.Present() {
+		return 0 // read-only (copy-on-write, or the region), or nothing mapped
+	}
+	testhook.Run(testhook.LocklessAfterGrab)
+	testhook.Run(testhook.LocklessAfterRecheck)
+	return copy(s.a.PageBytes(e.PFN(), n)[off:], buf)
 }
 
 // accessSlow does one page's worth of the access with mapLock held for

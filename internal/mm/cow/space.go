@@ -18,14 +18,15 @@ import (
 // concurrent use.
 type Space struct {
 	// Immutable after creation.
-	a        *folio.Arena
-	geo      folio.Geometry
-	ps       uint64 // page size
-	mm       folio.MMID
-	as       *arenaState
-	orders   OrderSet
-	copyUnit CopyUnit
-	table    *pte.Table
+	a         *folio.Arena
+	geo       folio.Geometry
+	ps        uint64 // page size
+	leafShift uint   // log2 of the bytes one leaf (one directory slot) maps
+	mm        folio.MMID
+	as        *arenaState
+	orders    OrderSet
+	copyUnit  CopyUnit
+	table     *pte.Table
 
 	// mapLock is the mmap_lock: held for reading by faults and the locked
 	// slow paths, for writing by anything that changes regions, by Fork
@@ -45,8 +46,13 @@ type Space struct {
 	// while Close and Check quiesce the space). Lockless paths back out
 	// while it is odd, and GUP-fast rechecks it at the end.
 	wpSeq atomic.Uint64
-	// inflight counts the lockless accesses in flight.
+	// inflight counts the GUP-fast walks in flight (they hold references);
+	// writers, the reference-free lockless writes (WriteAt, an Accessor's
+	// stores), which no page they write may be freed under; readers, the
+	// seqlock reads of ReadAt, which only Close waits for. See tlb.go.
 	inflight sections.Counter
+	writers  sections.Counter
+	readers  sections.Counter
 
 	// copies records this space's COW copies in flight: each holds a
 	// reference on the old folio that must not stop a reuse (the copy
@@ -85,13 +91,14 @@ func newSpace(a *folio.Arena, orders OrderSet, unit CopyUnit) (*Space, error) {
 	}
 	g := a.Geometry()
 	s := &Space{
-		a:        a,
-		geo:      g,
-		ps:       uint64(g.PageSize),
-		mm:       mm,
-		orders:   orders,
-		copyUnit: unit,
-		table:    pte.New(g, a, uint16(mm)),
+		a:         a,
+		geo:       g,
+		ps:        uint64(g.PageSize),
+		leafShift: g.PageShift + uint(g.PMDOrder),
+		mm:        mm,
+		orders:    orders,
+		copyUnit:  unit,
+		table:     pte.New(g, a, uint16(mm)),
 	}
 	s.as = register(s)
 	return s, nil
@@ -138,6 +145,7 @@ func (s *Space) Close() error {
 	}
 	s.closed.Store(true)
 	s.quiesceLocked()
+	s.readers.Drain() // ReadAt in flight: the arena may close after us
 	for _, r := range s.regions {
 		s.zapRange(r.start, r.end)
 	}
@@ -157,6 +165,7 @@ func (s *Space) quiesceLocked() {
 	s.wpSeq.Add(1)
 	testhook.Run(testhook.Quiescing)
 	s.inflight.Drain()
+	s.writers.Drain()
 }
 
 // unquiesce lets the lockless paths in again.

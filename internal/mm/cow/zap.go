@@ -77,6 +77,7 @@ func (s *Space) zapSlot(d *pte.Dir, di int, lo, hi uint64) {
 		if h := d.Huge(di); h.Present() {
 			if s.wholeSlot(d, di, lo, hi) {
 				d.ClearHugeLocked(di)
+				s.writers.Synchronize() // a lockless writer may be in the folio: see tlb.go
 				s.deferIfPartial(h.PFN(), s.a.FolioSubEntireMapcount(h.PFN(), s.mm), Addr(d.Addr(di)))
 				s.a.FolioPut(h.PFN(), 1)
 				s.cnt.resident.Add(-int64(s.geo.TableEntries))
@@ -131,11 +132,21 @@ func (s *Space) privateLeaf(d *pte.Dir, di int, lo, hi uint64, zap bool) *pte.Le
 
 // zapLeafLocked clears entries [lo, hi) of l, one folio batch at a time
 // (zap_present_ptes): one Clear, one mapcount and one refcount update per
-// batch.
+// batch. The references go only once the lockless writers that may still
+// be writing the pages through a translation read before the Clear are
+// done (Synchronize: the kernel flushes the TLB before it frees, in
+// tlb_finish_mmu).
 //
 // Preconditions: the PTL of l is held.
 // +checklocks:l.mu
 func (s *Space) zapLeafLocked(l *pte.Leaf, lo, hi int) {
+	type batch struct {
+		i         int
+		pfn, head folio.PFN
+		n         int
+	}
+	var small [8]batch
+	zapped := small[:0]
 	for i := lo; i < hi; {
 		e := l.GetRaw(i)
 		switch {
@@ -149,10 +160,17 @@ func (s *Space) zapLeafLocked(l *pte.Leaf, lo, hi int) {
 		}
 		head, n := s.batchAt(l, i, hi, e, anyFlags)
 		l.Clear(i, n)
-		s.removeMapping(l, i, e.PFN(), head, n)
-		s.a.FolioPut(head, n)
-		s.cnt.resident.Add(-int64(n))
+		zapped = append(zapped, batch{i, e.PFN(), head, n})
 		i += n
+	}
+	if len(zapped) == 0 {
+		return
+	}
+	s.writers.Synchronize()
+	for _, b := range zapped {
+		s.removeMapping(l, b.i, b.pfn, b.head, b.n)
+		s.a.FolioPut(b.head, b.n)
+		s.cnt.resident.Add(-int64(b.n))
 	}
 }
 
