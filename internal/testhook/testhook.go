@@ -46,6 +46,10 @@ const (
 	// ScavengeMadvise: a scavenge took a free block off its list and is
 	// about to return it to the kernel.
 	ScavengeMadvise
+	// RemapMoving: a Remap has carried the source leaf's "maybe pinned"
+	// hint to the target leaf and is about to move entries between them,
+	// holding no PTL (the space is not quiesced: lockless paths run).
+	RemapMoving
 
 	nrPoints
 )

@@ -165,4 +165,9 @@ func (s *Space) splitHugeLocked(d *pte.Dir, di int) {
 		// hint: the leaf must, or a fork would share it.
 		l.SetMaybePinned()
 	}
+	if s.a.FolioRef(head) > s.a.FolioMapcount(head) {
+		// Referenced beyond its mappings (a Get through the huge entry,
+		// counted as it was grabbed): the leaf carries that hint too.
+		l.SetMaybeHeld()
+	}
 }

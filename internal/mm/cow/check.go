@@ -1,6 +1,7 @@
 package cow
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 
@@ -61,16 +62,20 @@ func Check(spaces ...*Space) error {
 			list = append(list, s)
 		}
 	}
-	slices.SortFunc(list, func(x, y *Space) int { return int(x.mm) - int(y.mm) })
-	// The deferred split first, then the spaces: a split in progress holds
-	// a reference that no table or ledger accounts for.
-	for _, s := range list {
-		if !s.closed.Load() {
-			s.as.splitMu.Lock()
-			defer s.as.splitMu.Unlock()
-			break
+	// In mm id order, as the deferred split locks them; a closed space's id
+	// may be reused, so the serial number breaks ties.
+	slices.SortFunc(list, func(x, y *Space) int {
+		if x.mm != y.mm {
+			return int(x.mm) - int(y.mm)
 		}
-	}
+		return cmp.Compare(x.serial, y.serial)
+	})
+	// The deferred split first, then the spaces, then the registry: a split
+	// in progress holds a reference that no table or ledger accounts for,
+	// and a space being created would allocate behind Check's back.
+	as := stateOf(a)
+	as.splitMu.Lock()
+	defer as.splitMu.Unlock()
 	for _, s := range list {
 		s.mapLock.Lock()
 		s.quiesceLocked()
@@ -81,21 +86,19 @@ func Check(spaces ...*Space) error {
 			s.mapLock.Unlock()
 		}
 	}()
+	as.regGate.Lock()
+	defer as.regGate.Unlock()
 	// Last, the releases of pins and Gets, which need no lock of a space.
 	a.LedgerFreeze()
 	defer a.LedgerThaw()
-	if as, ok := arenas.Load(a); ok {
-		for _, s := range as.(*arenaState).liveSpaces() {
-			if !set[s] {
-				return invalid("Check needs every live space of the arena: space %d was not passed", s.mm)
-			}
+	for _, s := range as.liveSpaces() {
+		if !set[s] {
+			return invalid("Check needs every live space of the arena: space %d was not passed", s.mm)
 		}
 	}
 	c := &checker{a: a, geo: a.Geometry(), pageMaps: make([]int32, a.NrPages()),
 		folios: map[folio.PFN]*folioUse{}, leaves: map[*pte.Leaf][]folio.MMID{}, queued: map[folio.PFN]bool{}}
-	if as, ok := arenas.Load(a); ok {
-		as.(*arenaState).queuedFolios(c.queued)
-	}
+	as.queuedFolios(c.queued)
 	if f := pinnedPagesSource.Load(); f != nil {
 		c.pinned = (*f)(a)
 	}

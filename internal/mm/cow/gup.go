@@ -148,6 +148,9 @@ func (s *Space) GrabLockless(addr Addr, max int, want Want) (Run, bool) {
 	if exclusive {
 		l.SetMaybePinned() // before the grab: a Fork that missed it sees wpSeq move
 	}
+	if want&WantHold != 0 {
+		l.SetMaybeHeld() // for a Close that leaves the leaf to others: see wrProtectLeft
+	}
 	head, ok := s.tryGrab(e.PFN(), want)
 	if !ok {
 		return Run{}, false
@@ -293,6 +296,9 @@ func (m Locked) Grab(addr Addr, max int, want Want) (Run, FaultNeeded) {
 	}
 	if exclusive {
 		l.SetMaybePinned()
+	}
+	if want&WantHold != 0 {
+		l.SetMaybeHeld()
 	}
 	head, _ := s.pageFolio(e.PFN())
 	s.grabLocked(head, want)

@@ -10,6 +10,8 @@ import (
 // spaces (mm id to Space, for Check and for the deferred split, which must
 // find a folio's mappings without a reverse map) and the deferred-split
 // queue. The kernel keeps the latter per memcg/node; one arena is our node.
+// It lives as long as the arena (attached to it), so that every Check and
+// every split pass of an arena meet on the same locks.
 type arenaState struct {
 	a *folio.Arena
 
@@ -19,15 +21,18 @@ type arenaState struct {
 	// Check would count as a leak.
 	splitMu sync.Mutex
 
+	// regGate is held for reading by the registration of a new space and
+	// for writing by Check, after it locked every space: a space created
+	// while Check runs waits for it, so that Check never misses a space
+	// (nor the folios it allocates). Fork registers its child with the
+	// parent's map lock held, which Check takes before the gate.
+	regGate sync.RWMutex
+
 	mu sync.Mutex
 	// +checklocks:mu
 	spaces map[folio.MMID]*Space
 	// +checklocks:mu
 	deferred []deferredFolio
-	// dead is set when the last space left and the state was dropped from
-	// the registry: a NewSpace that raced with that retries.
-	// +checklocks:mu
-	dead bool
 }
 
 // deferredFolio is a large folio that was left partly mapped, with where the
@@ -39,34 +44,32 @@ type deferredFolio struct {
 	addr Addr // where head would be mapped in mm
 }
 
-var arenas sync.Map // *folio.Arena → *arenaState
-
-// register adds s to its arena's state, creating the state if needed.
-func register(s *Space) *arenaState {
-	for {
-		v, _ := arenas.LoadOrStore(s.a, &arenaState{a: s.a, spaces: map[folio.MMID]*Space{}})
-		as := v.(*arenaState)
-		as.mu.Lock()
-		if as.dead {
-			as.mu.Unlock()
-			continue
-		}
-		as.spaces[s.mm] = s
-		as.mu.Unlock()
-		return as
-	}
+// stateOf returns the state of arena a's spaces, made on first use.
+func stateOf(a *folio.Arena) *arenaState {
+	return a.Attached(func() any {
+		return &arenaState{a: a, spaces: map[folio.MMID]*Space{}}
+	}).(*arenaState)
 }
 
-// unregister removes s; the last space out drops the state.
+// register adds s to its arena's state.
+func register(s *Space) *arenaState {
+	as := stateOf(s.a)
+	as.regGate.RLock()
+	defer as.regGate.RUnlock()
+	as.mu.Lock()
+	as.spaces[s.mm] = s
+	as.mu.Unlock()
+	return as
+}
+
+// unregister removes s; the last space out drops the deferred-split queue
+// (nothing is mapped any more).
 func (as *arenaState) unregister(s *Space) {
-	a := as.a
 	as.mu.Lock()
 	defer as.mu.Unlock()
 	delete(as.spaces, s.mm)
 	if len(as.spaces) == 0 {
-		as.dead = true
 		as.deferred = nil
-		arenas.CompareAndDelete(a, as)
 	}
 }
 

@@ -23,6 +23,7 @@ type Space struct {
 	ps        uint64 // page size
 	leafShift uint   // log2 of the bytes one leaf (one directory slot) maps
 	mm        folio.MMID
+	serial    uint64 // unique for the process's life (mm ids are reused)
 	as        *arenaState
 	orders    OrderSet
 	copyUnit  CopyUnit
@@ -96,6 +97,7 @@ func newSpace(a *folio.Arena, orders OrderSet, unit CopyUnit) (*Space, error) {
 		ps:        uint64(g.PageSize),
 		leafShift: g.PageShift + uint(g.PMDOrder),
 		mm:        mm,
+		serial:    spaceSerial.Add(1),
 		orders:    orders,
 		copyUnit:  unit,
 		table:     pte.New(g, a, uint16(mm)),
@@ -103,6 +105,9 @@ func newSpace(a *folio.Arena, orders OrderSet, unit CopyUnit) (*Space, error) {
 	s.as = register(s)
 	return s, nil
 }
+
+// spaceSerial numbers the spaces.
+var spaceSerial atomic.Uint64
 
 // Valid reports whether s was made by NewSpace or Fork (not nil, not a
 // zero value).

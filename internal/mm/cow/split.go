@@ -18,13 +18,7 @@ func (s *Space) SplitDeferred() int { return s.as.splitDeferred() }
 
 // SplitDeferred is Space.SplitDeferred for an arena, whichever of its spaces
 // queued the folios.
-func SplitDeferred(a *folio.Arena) int {
-	v, ok := arenas.Load(a)
-	if !ok {
-		return 0
-	}
-	return v.(*arenaState).splitDeferred()
-}
+func SplitDeferred(a *folio.Arena) int { return stateOf(a).splitDeferred() }
 
 // splitDeferred processes the queue. Folios that cannot be split now (pinned,
 // referenced, shared by more spaces than the owner tracking names, mapped
@@ -41,8 +35,12 @@ func (as *arenaState) splitDeferred() (freed int) {
 	as.deferred = nil
 	as.mu.Unlock()
 	var keep []deferredFolio
+	moved := &movedIndex{queued: map[folio.PFN]bool{}}
 	for _, q := range queue {
-		n, retry := as.trySplit(q)
+		moved.queued[q.head] = true
+	}
+	for _, q := range queue {
+		n, retry := as.trySplit(q, moved)
 		freed += n
 		if retry {
 			keep = append(keep, q)
@@ -50,7 +48,7 @@ func (as *arenaState) splitDeferred() (freed int) {
 	}
 	if len(keep) > 0 {
 		as.mu.Lock()
-		if !as.dead {
+		if len(as.spaces) > 0 {
 			as.deferred = append(as.deferred, keep...)
 		}
 		as.mu.Unlock()
@@ -69,7 +67,7 @@ type owner struct {
 // keep it queued.
 //
 // +checklocksignore: it locks the owners' map locks in a loop, in mm id order.
-func (as *arenaState) trySplit(q deferredFolio) (freed int, retry bool) {
+func (as *arenaState) trySplit(q deferredFolio, moved *movedIndex) (freed int, retry bool) {
 	a := as.a
 	// Take a reference before reading anything of the folio: a queued folio
 	// may have been freed since (its metadata is then free-list links) or
@@ -147,7 +145,7 @@ func (as *arenaState) trySplit(q deferredFolio) (freed int, retry bool) {
 			}
 			total = 0
 			for _, o2 := range owners {
-				n, sh := o2.s.findFolioMappingsAnywhere(q.head, nr, mapped, &where)
+				n, sh := moved.lookup(o2.s, q.head, nr, mapped, &where)
 				shared = shared || sh
 				total += n
 			}
@@ -215,31 +213,79 @@ func (s *Space) findFolioMappings(head folio.PFN, nr int, addr Addr, mapped []in
 	return found, shared
 }
 
-// findFolioMappingsAnywhere is findFolioMappings over the whole table of s,
-// for a folio whose mappings moved (Remap) since it was queued: a walk of
-// every leaf, which is what the kernel's rmap saves it.
+// movedIndex finds the mappings of queued folios that moved (Remap) since
+// they were queued, for one pass of the deferred split: the rmap walk we
+// have no rmap for. The first folio that needs it in a space walks that
+// space's whole table once and indexes every page of every queued folio it
+// maps; the other folios of the pass look up the index, so a pass costs
+// one walk per space, not one per folio.
+type movedIndex struct {
+	queued map[folio.PFN]bool // the heads of the pass's queue
+	spaces map[*Space]map[folio.PFN][]movedPage
+}
+
+// movedPage is where a space maps a page of a queued folio.
+type movedPage struct {
+	va     uint64
+	shared bool // through a leaf shared with other spaces
+}
+
+// lookup adds s's mappings of the folio at head (nr pages) to mapped and
+// where, walking s's table if this pass has not yet, and returns how many
+// it found and whether one is through a shared leaf.
 //
 // Preconditions: s.mapLock is held for writing.
 // +checklocks:s.mapLock
-func (s *Space) findFolioMappingsAnywhere(head folio.PFN, nr int, mapped []int, where *[]folioMapping) (found int, shared bool) {
-	end := head + folio.PFN(nr)
+func (m *movedIndex) lookup(s *Space, head folio.PFN, nr int, mapped []int, where *[]folioMapping) (found int, shared bool) {
+	idx, ok := m.spaces[s]
+	if !ok {
+		idx = s.indexQueuedPages(m.queued)
+		if m.spaces == nil {
+			m.spaces = map[*Space]map[folio.PFN][]movedPage{}
+		}
+		m.spaces[s] = idx
+	}
+	for k := range nr {
+		for _, p := range idx[head+folio.PFN(k)] {
+			mapped[k]++
+			*where = append(*where, folioMapping{s, p.va})
+			found++
+			shared = shared || p.shared
+		}
+	}
+	return found, shared
+}
+
+// indexQueuedPages walks s's whole table and returns where it maps each
+// page of the folios whose heads are in queued.
+//
+// Preconditions: s.mapLock is held for writing.
+// +checklocks:s.mapLock
+func (s *Space) indexQueuedPages(queued map[folio.PFN]bool) map[folio.PFN][]movedPage {
+	idx := map[folio.PFN][]movedPage{}
 	for it := s.slots(0, vaLimit); it.next(); {
 		l := it.d.Leaf(it.di)
 		if l == nil {
 			continue
 		}
 		l.Lock()
-		for i := range l.Len() {
-			if e := l.GetRaw(i); e.Present() && !e.Zero() && e.PFN() >= head && e.PFN() < end {
-				mapped[e.PFN()-head]++
-				*where = append(*where, folioMapping{s, l.Addr(i)})
-				found++
-				shared = shared || l.Shared()
+		for i := 0; i < l.Len(); {
+			e := l.GetRaw(i)
+			if !e.Present() || e.Zero() {
+				i++
+				continue
 			}
+			head, n := s.batchAt(l, i, l.Len(), e, anyFlags)
+			if queued[head] {
+				for k := range n {
+					idx[e.PFN()+folio.PFN(k)] = append(idx[e.PFN()+folio.PFN(k)], movedPage{l.Addr(i + k), l.Shared()})
+				}
+			}
+			i += n
 		}
 		l.Unlock()
 	}
-	return found, shared
+	return idx
 }
 
 // entryAt returns the PTE that maps va (not a huge entry) and whether its

@@ -3,6 +3,7 @@ package cow
 import (
 	"github.com/anonfolio/anonfolio/internal/mm/folio"
 	"github.com/anonfolio/anonfolio/internal/mm/pte"
+	"github.com/anonfolio/anonfolio/internal/testhook"
 )
 
 // anyFlags are the entry bits a zap or a move does not care about when it
@@ -352,9 +353,7 @@ func sd0End(addr, dirSize uint64) uint64 { return (addr | (dirSize - 1)) + 1 }
 //
 // +checklocksignore: sl and dl may be the same leaf, locked once.
 func (s *Space) moveLeafRange(sl *pte.Leaf, si int, dl *pte.Leaf, di, n int) {
-	if sl.MaybePinned() {
-		dl.SetMaybePinned() // the pinned pages may move with the entries
-	}
+	testhook.Run(testhook.RemapMoving)
 	sl.Lock()
 	if dl != sl {
 		dl.Lock()
@@ -374,6 +373,17 @@ func (s *Space) moveLeafRange(sl *pte.Leaf, si int, dl *pte.Leaf, di, n int) {
 			dl.SetPTEs(di+k, g, m)
 			k += m
 		}
+	}
+	// The pinned pages may have moved with the entries. The hint is read
+	// after the entries were cleared, not before: a GUP-fast pin (which the
+	// space is not quiesced against) sets it before it grabs and rechecks
+	// its entry, so either its recheck found the entry cleared and it backs
+	// out, or its hint is seen here (Dekker, as with Fork and wpSeq).
+	if sl.MaybePinned() {
+		dl.SetMaybePinned()
+	}
+	if sl.MaybeHeld() {
+		dl.SetMaybeHeld()
 	}
 	if dl != sl {
 		dl.Unlock()

@@ -526,7 +526,8 @@ func (a *Arena) FolioSplit(head PFN, mapcount func(i int) int) (freed int) {
 		panic(fmt.Sprintf("folio: FolioSplit of folio %d (order %d) that is not frozen or is PMD-mapped", head, order))
 	}
 	n := 1 << order
-	var unmapped []PFN
+	held := a.pages[head].loadFlags() & pgHeld // the debug build's mark, for every page
+	var unmapped, quarantine []PFN
 	// Tails first, the head last: a lockless grab through a page that still
 	// names the old head finds its refcount frozen at zero; one that sees a
 	// page's new head flags finds its refcount already set.
@@ -537,12 +538,22 @@ func (a *Arena) FolioSplit(head PFN, mapcount func(i int) int) (freed int) {
 		p.storeW2(int32(m))
 		p.storeW3(0)
 		if m == 0 {
+			if held != 0 {
+				// A folio of its own, freed through the quarantine.
+				p.storeFlags(pgHead | pgHeld)
+				quarantine = append(quarantine, pfn)
+				continue
+			}
 			unmapped = append(unmapped, pfn)
 			continue
 		}
 		p.ref.Store(int32(m))
-		p.storeFlags(pgHead)
+		p.storeFlags(pgHead | held)
 	}
 	a.freePages(unmapped, order)
-	return len(unmapped)
+	for _, pfn := range quarantine {
+		a.ostat.free[0].Add(1)
+		a.quarantineFolio(pfn, 0)
+	}
+	return len(unmapped) + len(quarantine)
 }

@@ -93,6 +93,10 @@ type Leaf struct {
 	// maybePinned is a sticky hint that a page was pinned through this
 	// leaf: fork does not share such a leaf before it checked its folios.
 	maybePinned atomic.Bool
+	// maybeHeld is a sticky hint that a plain reference (a Get) was taken
+	// on a page through this leaf: a space that closes while sharing the
+	// leaf looks for such references only in leaves that carry it.
+	maybeHeld atomic.Bool
 
 	// tlbGen is the leaf's TLB generation, what software TLBs (cow's
 	// Accessor, the seqlock reads) validate a translation against: bumped
@@ -568,6 +572,17 @@ func (l *Leaf) MaybePinned() bool { return l.maybePinned.Load() }
 func (l *Leaf) SetMaybePinned() {
 	if !l.maybePinned.Load() {
 		l.maybePinned.Store(true)
+	}
+}
+
+// MaybeHeld reports the sticky hint that a page was referenced (Get)
+// through the leaf.
+func (l *Leaf) MaybeHeld() bool { return l.maybeHeld.Load() }
+
+// SetMaybeHeld sets the hint, before the reference is taken.
+func (l *Leaf) SetMaybeHeld() {
+	if !l.maybeHeld.Load() {
+		l.maybeHeld.Store(true)
 	}
 }
 
