@@ -23,6 +23,9 @@ type Space mm.Space
 // make return.
 var errNoSpace = fmt.Errorf("%w: a Space not made by NewSpace or Fork", ErrInvalid)
 
+// errNoAccessor is what a nil Accessor's methods return.
+var errNoAccessor = fmt.Errorf("%w: a nil Accessor (from NewAccessor on a Space not made by NewSpace or Fork)", ErrInvalid)
+
 // m returns the space's engine, or errNoSpace.
 func (s *Space) m() (*mm.Space, error) {
 	m := (*mm.Space)(s)

@@ -19,23 +19,39 @@ const sectionBytes = 256 << 10
 // without read permission is ErrProtection, an address outside every region
 // is ErrFault. It returns how many bytes it read before an error. It
 // implements io.ReaderAt over the space's addresses.
-func (s *Space) ReadAt(p []byte, off int64) (int, error) { return s.access(p, off, false) }
+func (s *Space) ReadAt(p []byte, off int64) (int, error) {
+	var tlb [1]xlate // this call's translations: one slot at a time
+	return s.access(tlb[:], p, off, false, true)
+}
 
 // WriteAt writes p at address off, as CPU stores would: faulting pages in,
 // copying shared ones on write. For each page the write lands wholly before
 // or wholly after a concurrent Fork's snapshot. It returns how many bytes it
 // wrote before an error. It implements io.WriterAt over the space's
 // addresses.
-func (s *Space) WriteAt(p []byte, off int64) (int, error) { return s.access(p, off, true) }
+func (s *Space) WriteAt(p []byte, off int64) (int, error) {
+	var tlb [1]xlate
+	return s.access(tlb[:], p, off, true, true)
+}
 
-func (s *Space) access(p []byte, off int64, write bool) (n int, err error) {
+// access is ReadAt and WriteAt through the software TLB tlb (a power of two
+// of entries): lockless runs, and a page at a time under the map lock
+// where they stop. A read runs in a reader section (Close waits for it)
+// unless section is false: an Accessor's reads take none, its open
+// Accessor keeps the arena from closing instead.
+func (s *Space) access(tlb []xlate, p []byte, off int64, write, section bool) (n int, err error) {
 	if err := checkAccess(off, len(p)); err != nil || len(p) == 0 {
 		return 0, err
 	}
-	var tlb [1]xlate // this call's translations: one slot at a time
 	addr := Addr(off)
 	for n < len(p) {
-		k, stuck := s.accessFast(tlb[:], addr, p[n:], write)
+		var k int
+		stuck := true
+		if write || section {
+			k, stuck = s.accessFast(tlb, addr, p[n:], write)
+		} else if k = s.readRun(tlb, addr, p[n:]); k > 0 {
+			stuck = false
+		}
 		n += k
 		addr += Addr(k)
 		if !stuck {
@@ -45,11 +61,16 @@ func (s *Space) access(p []byte, off int64, write bool) (n int, err error) {
 		if err := s.accessSlow(addr, p[n:n+chunk], write); err != nil {
 			return n, err
 		}
-		tlb[0].slot = 0 // the fault changed the slot: translate it again
+		s.tlbForget(tlb, addr) // the fault changed the slot: translate it again
 		n += chunk
 		addr += Addr(chunk)
 	}
 	return n, nil
+}
+
+// tlbForget drops the TLB entry of addr's slot.
+func (s *Space) tlbForget(tlb []xlate, addr Addr) {
+	tlb[(uint64(addr)>>s.leafShift)&uint64(len(tlb)-1)].slot = 0
 }
 
 // checkAccess checks the address and length of an access.

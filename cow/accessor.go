@@ -1,0 +1,112 @@
+package cow
+
+import (
+	mm "github.com/anonfolio/anonfolio/internal/mm/cow"
+)
+
+// Accessor is one goroutine's fast handle on a Space: ReadAt and WriteAt,
+// and atomic 8-byte loads and stores, through a software TLB of its own
+// that remembers where recently used memory is. A read takes no reference
+// and writes nothing shared (a seqlock read: it copies, then checks that
+// nothing remapped the page meanwhile), so goroutines with Accessors of
+// their own read in parallel without slowing each other.
+//
+// An Accessor is not for concurrent use: give each goroutine its own, or
+// hand one over with a lock or a channel. Every method is safe against
+// Fork, Unmap, Protect, Remap, Advise and copy-on-write in other
+// goroutines: a translation they change is dropped before the old page can
+// be reused. Errors are the Space's (ErrFault, ErrProtection, ErrClosed);
+// the 8-byte operations need an 8-byte aligned address (ErrInvalid
+// otherwise) and use the machine's byte order.
+//
+// Close it when done: while it is open, the arena will not close (its
+// reads may still look at the arena's memory).
+type Accessor mm.Accessor
+
+func (a *Accessor) m() (*mm.Accessor, error) {
+	if a == nil {
+		return nil, errNoAccessor
+	}
+	return (*mm.Accessor)(a), nil
+}
+
+// NewAccessor returns a new Accessor on s. On a closed space, the
+// Accessor's methods report ErrClosed.
+func (s *Space) NewAccessor() *Accessor {
+	m, err := s.m()
+	if err != nil {
+		return nil
+	}
+	return (*Accessor)(m.NewAccessor())
+}
+
+// ReadAt reads len(p) bytes at address off, as Space.ReadAt does. It
+// implements io.ReaderAt.
+func (a *Accessor) ReadAt(p []byte, off int64) (int, error) {
+	m, err := a.m()
+	if err != nil {
+		return 0, err
+	}
+	return m.ReadAt(p, off)
+}
+
+// WriteAt writes p at address off, as Space.WriteAt does: each page lands
+// wholly before or after a concurrent Fork. It implements io.WriterAt.
+func (a *Accessor) WriteAt(p []byte, off int64) (int, error) {
+	m, err := a.m()
+	if err != nil {
+		return 0, err
+	}
+	return m.WriteAt(p, off)
+}
+
+// LoadUint64 loads the 8 bytes at addr atomically.
+func (a *Accessor) LoadUint64(addr Addr) (uint64, error) {
+	m, err := a.m()
+	if err != nil {
+		return 0, err
+	}
+	return m.LoadUint64(mm.Addr(addr))
+}
+
+// StoreUint64 stores v at addr atomically, faulting as a write would (a
+// first write allocates, a write to a page shared with a Fork copies it).
+func (a *Accessor) StoreUint64(addr Addr, v uint64) error {
+	m, err := a.m()
+	if err != nil {
+		return err
+	}
+	return m.StoreUint64(mm.Addr(addr), v)
+}
+
+// AddUint64 adds delta to the 8 bytes at addr atomically and returns the new
+// value.
+func (a *Accessor) AddUint64(addr Addr, delta uint64) (uint64, error) {
+	m, err := a.m()
+	if err != nil {
+		return 0, err
+	}
+	return m.AddUint64(mm.Addr(addr), delta)
+}
+
+// CompareAndSwapUint64 stores new at addr if it holds old, atomically, and
+// reports whether it did. In a read-only region, a CAS whose old value
+// matches is ErrProtection; one whose old value does not match returns
+// false (it would write nothing).
+func (a *Accessor) CompareAndSwapUint64(addr Addr, old, new uint64) (bool, error) {
+	m, err := a.m()
+	if err != nil {
+		return false, err
+	}
+	return m.CompareAndSwapUint64(mm.Addr(addr), old, new)
+}
+
+// Close releases the Accessor; its methods report ErrClosed afterwards. A
+// second Close returns nil.
+func (a *Accessor) Close() error {
+	m, err := a.m()
+	if err != nil {
+		return err
+	}
+	return m.Close()
+}
