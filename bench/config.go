@@ -31,8 +31,12 @@ type Config struct {
 	// Seed makes every workload's addresses and values deterministic.
 	Seed uint64
 
-	// Workloads to run, by name (see Workloads); nil means all.
+	// Workloads to run, by name (see Workloads, and Custom); nil means
+	// all, the built-in ones and Custom.
 	Workloads []string
+	// Custom are workloads of your own (see Workload.Func): each runs
+	// under every policy like the built-in ones, with no kernel rows.
+	Custom []Workload
 	// Policies to run, by name (see PolicyNames); nil means all.
 	Policies []string
 	// COW lists the COW units the forking workloads run with: "page",
@@ -151,8 +155,11 @@ func (c Config) withDefaults() (Config, error) {
 			return c, fmt.Errorf("%w: fork scale %v is not in (0, 1]", ErrInvalid, f)
 		}
 	}
+	if err := c.checkCustom(); err != nil {
+		return c, err
+	}
 	for _, w := range c.Workloads {
-		if workloadByName(w) == nil {
+		if c.workload(w) == nil {
 			return c, fmt.Errorf("%w: unknown workload %q", ErrInvalid, w)
 		}
 	}

@@ -20,6 +20,7 @@ func TestConfigInvalid(t *testing.T) {
 		{Duration: -1},
 		{MinReps: -1},
 		{MinReps: 6, MaxReps: 5},
+		{Custom: []Workload{{Name: "x"}}},
 	} {
 		if _, err := c.withDefaults(); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%+v: %v, want ErrInvalid", c, err)

@@ -75,7 +75,7 @@ func Run(cfg Config) (*Report, error) {
 		ForkRounds: cfg.ForkRounds, ScanPasses: cfg.ScanPasses,
 		PinRange: cfg.PinRange, Bloat: cfg.Bloat,
 	}}
-	ws := selectedWorkloads(cfg.Workloads)
+	ws := cfg.selected()
 	g0, err := folio.NewGeometry(0, 0)
 	if err != nil {
 		return nil, err
@@ -83,7 +83,7 @@ func Run(cfg Config) (*Report, error) {
 	total := 0
 	for _, w := range ws {
 		total += len(policies(g0, cfg.Policies, cfg.COW, w.Forks))
-		if !cfg.NoKernel {
+		if !cfg.NoKernel && w.Func == nil {
 			total += 2
 		}
 	}
@@ -101,6 +101,9 @@ func Run(cfg Config) (*Report, error) {
 	rep.Baselines = measureBaselines(&cfg)
 	if !cfg.NoKernel {
 		for _, w := range ws {
+			if w.Func != nil { // a custom workload needs a Space
+				continue
+			}
 			rs, _ := rounds(&cfg, w.Name+" on kernel memory", 2, func(i int) (Result, error) {
 				return kernelOnce(&cfg, w, i == 1), nil // a failure is in the result
 			})
@@ -111,7 +114,11 @@ func Run(cfg Config) (*Report, error) {
 		}
 	}
 
-	a, err := folio.NewArena(folio.Config{Size: 2*cfg.Size + arenaSlack, Populate: true, RetainFree: -1})
+	largest := cfg.Size
+	for _, w := range ws {
+		largest = max(largest, cfg.sizeOf(w))
+	}
+	a, err := folio.NewArena(folio.Config{Size: 2*largest + arenaSlack, Populate: true, RetainFree: -1})
 	if err != nil {
 		return nil, fmt.Errorf("bench: the arena: %w", err)
 	}
@@ -249,20 +256,10 @@ func median(rs []Result) Result {
 	return r
 }
 
-func selectedWorkloads(names []string) []Workload {
-	var ws []Workload
-	for _, w := range workloads {
-		if names == nil || slices.Contains(names, w.Name) {
-			ws = append(ws, w)
-		}
-	}
-	return ws
-}
-
 // RunOnSpace runs workload w once under policy p on a new space of arena
-// a, which must have room for twice cfg.Size, and returns its result with
-// no ratios (they need the baselines of Run). The space is closed before it
-// returns.
+// a, which must have room for twice the workload's size, and returns its
+// result with no ratios (they need the baselines of Run). w may be a
+// custom workload. The space is closed before it returns.
 func RunOnSpace(cfg Config, a *folio.Arena, w Workload, p Policy) (Result, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -281,7 +278,7 @@ func runOnSpace(cfg *Config, a *folio.Arena, w Workload, p Policy, inspect func(
 		return r, err
 	}
 	defer s.Close()
-	size := cfg.Size
+	size := cfg.sizeOf(w)
 	addr, err := s.Map(int(size), cow.ProtRead|cow.ProtWrite)
 	if err != nil {
 		return r, err
@@ -290,12 +287,25 @@ func runOnSpace(cfg *Config, a *folio.Arena, w Workload, p Policy, inspect func(
 	wr := newRun(cfg, mem, size, a.PageSize())
 	before := a.Stats()
 	start := time.Now()
-	if err := w.run(wr); err != nil {
+	if w.Func != nil {
+		err = runCustom(wr, s, addr, w)
+	} else {
+		err = w.run(wr)
+	}
+	if err != nil {
 		return r, err
 	}
 	r.WallNs = time.Since(start).Nanoseconds()
 	st := s.Stats()
 	after := a.Stats()
+	var contents uint64
+	if w.Func != nil { // what it touched is what it left non-zero
+		if contents, err = wr.readBack(); err != nil {
+			return r, err
+		}
+		wr.faultTime = time.Duration(r.WallNs) // any op may fault
+		wr.faultMem = wr.touchedPages() * int64(wr.page)
+	}
 
 	n := a.MaxOrder() + 1
 	r.FaultAlloc = slices.Clone(st.FaultAlloc[:n])
@@ -309,11 +319,15 @@ func runOnSpace(cfg *Config, a *folio.Arena, w Workload, p Policy, inspect func(
 	r.WPCopy, r.WPReuse, r.CopyBytes, r.ForkCopies = st.WPCopy, st.WPReuse, st.CopyBytes, st.ForkCopies
 	r.ResidentPages = st.Resident
 	r.finish(wr)
-	sample, err := wr.sample(mem, size)
-	if err != nil {
-		return r, err
+	if w.Func != nil {
+		r.Digest = mix(wr.digest, contents)
+	} else {
+		sample, err := wr.sample(mem, size)
+		if err != nil {
+			return r, err
+		}
+		r.Digest = mix(wr.digest, sample)
 	}
-	r.Digest = mix(wr.digest, sample)
 	if inspect != nil {
 		inspect(s, addr)
 	}
