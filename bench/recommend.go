@@ -3,6 +3,7 @@ package bench
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -58,7 +59,7 @@ const DefaultPolicy = "default"
 // TieRule says how Recommend ranks, for a report's reader.
 const TieRule = "a policy qualifies if its bloat is within the threshold; " +
 	"qualifying policies whose median time is within the run-to-run spread of the fastest tie; " +
-	"among tied policies the fewest resident pages wins, then the fewest bytes copied by COW, " +
+	"among tied policies the least bloat (to the whole percent) wins, then the fewest bytes copied by COW, " +
 	"then the default set (cow.Options{}), then the fewest faults, then the smaller folios (the order listed)"
 
 // Recommend picks, for each workload in results (in the order they first
@@ -70,8 +71,9 @@ const TieRule = "a policy qualifies if its bloat is within the threshold; " +
 // noise is the workload's run-to-run spread, measured from the
 // repetitions of each pair (Result.RepWallNs; see Recommendation.Noise),
 // and every qualifying policy within it of the fastest ties with it. A tie
-// is broken by what is not noise (TieRule): fewer resident pages, fewer
-// bytes copied, the default set, fewer faults, the order listed. If no
+// is broken by what is not noise (TieRule): less bloat (to the whole
+// percent: a few pages are no reason), fewer bytes copied, the default
+// set, fewer faults, the order listed. If no
 // policy qualifies it picks the one with the least bloat. It is a pure
 // function of its arguments.
 func Recommend(results []Result, threshold float64) []Recommendation {
@@ -104,15 +106,19 @@ func tieBreak(a, b Result) int {
 		}
 		return 1
 	}
-	return cmp.Or(cmp.Compare(a.ResidentPages, b.ResidentPages), cmp.Compare(a.CopyBytes, b.CopyBytes),
+	return cmp.Or(cmp.Compare(bloatPercent(a), bloatPercent(b)), cmp.Compare(a.CopyBytes, b.CopyBytes),
 		cmp.Compare(isDefault(a), isDefault(b)), cmp.Compare(a.Faults, b.Faults))
 }
+
+// bloatPercent is r's bloat to the whole percent: the tie-break's measure
+// of memory, blind to a few pages.
+func bloatPercent(r Result) float64 { return math.Round(r.Bloat * 100) }
 
 // whyTieBroken names the first criterion of tieBreak that puts a before b.
 func whyTieBroken(a, b Result) string {
 	switch {
-	case a.ResidentPages != b.ResidentPages:
-		return "fewest resident pages"
+	case bloatPercent(a) != bloatPercent(b):
+		return "least bloat"
 	case a.CopyBytes != b.CopyBytes:
 		return "fewest bytes copied"
 	case a.Policy == DefaultPolicy:
@@ -120,7 +126,7 @@ func whyTieBroken(a, b Result) string {
 	case a.Faults != b.Faults:
 		return "fewest faults"
 	}
-	return "listed first (equal memory, copies and faults)"
+	return "listed first (equal bloat, copies and faults)"
 }
 
 // noise is the median spread of the results that ran more than once.

@@ -77,11 +77,11 @@ func TestRecommend(t *testing.T) {
 	if r := Recommend(results, 3)[0]; r.Policy != "64KiB" || r.RunnerUp != "16KiB" || !slices.Equal(r.Excluded, []string{"2MiB"}) {
 		t.Errorf("threshold 300%%: %+v, want 64KiB then 16KiB, 2MiB excluded", r)
 	}
-	// Equal times are a tie even unmeasured: the fewest resident pages,
-	// then the order listed (not the name) decide.
-	tie := Recommend([]Result{res("w", "b", 1, 200, 200), res("w", "c", 1, 150, 150), res("w", "a", 1, 150, 150)}, 1)[0]
+	// Equal times are a tie even unmeasured: the least bloat, then the
+	// order listed (not the name) decide.
+	tie := Recommend([]Result{res("w", "b", 1, 200, 150), res("w", "c", 1, 150, 150), res("w", "a", 1, 150, 150)}, 1)[0]
 	if tie.Policy != "c" || tie.RunnerUp != "a" || !slices.Equal(tie.Tied, []string{"c", "a", "b"}) {
-		t.Errorf("equal times: %+v, want c (fewest resident, listed first) then a, then b", tie)
+		t.Errorf("equal times: %+v, want c (least bloat, listed first) then a, then b", tie)
 	}
 	if Recommend(nil, 0.5) != nil {
 		t.Error("no results, yet a recommendation")
@@ -90,7 +90,7 @@ func TestRecommend(t *testing.T) {
 
 // TestRecommendTies: times within the run-to-run spread (the median over
 // the workload's policies of each one's (slowest - fastest) / median) are
-// a tie, broken by resident pages, bytes copied, the default set, faults,
+// a tie, broken by bloat, bytes copied, the default set, faults,
 // the order listed; times beyond it are ranked.
 func TestRecommendTies(t *testing.T) {
 	// Runs spread by 6 % (0.3 ms of 5): 2MiB's 2 % lead is noise.
@@ -149,7 +149,9 @@ func TestRecommendTies(t *testing.T) {
 		change    func(fast, slow *Result)
 		want, why string
 	}{
-		{"fewer resident pages", func(f, s *Result) { f.ResidentPages = 120 }, "2MiB", "fewest resident pages"},
+		{"less bloat", func(f, s *Result) { f.Bloat = 0.2 }, "2MiB", "least bloat"},
+		// A few pages more are no reason: 0.4 % rounds to none.
+		{"a few pages more", func(f, s *Result) { f.Bloat = 0.004; s.Policy = DefaultPolicy }, DefaultPolicy, "the default set"},
 		{"fewer bytes copied", func(f, s *Result) { f.CopyBytes = 1 << 20 }, "2MiB", "fewest bytes copied"},
 		{"the default set", func(f, s *Result) { s.Policy = DefaultPolicy; f.Faults, s.Faults = 1, 9 }, DefaultPolicy, "the default set"},
 		{"fewer faults", func(f, s *Result) { f.Faults, s.Faults = 9, 1 }, "2MiB", "fewest faults"},
