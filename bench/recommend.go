@@ -25,9 +25,10 @@ type Recommendation struct {
 	RunnerUpBloat  float64 `json:"runner_up_bloat,omitempty"`
 
 	// Noise is the run-to-run spread that decides ties: the median, over
-	// the workload's qualifying policies, of (slowest - fastest
-	// repetition) / median. NoiseMeasured is false when no policy ran
-	// twice: then nothing is called a tie.
+	// the workload's qualifying policies, of their spread ((slowest -
+	// fastest repetition) / median), or the fastest policy's own spread if
+	// that is larger (an erratic leader's lead is in doubt). NoiseMeasured
+	// is false when no policy ran twice: then only equal times tie.
 	Noise         float64 `json:"noise"`
 	NoiseMeasured bool    `json:"noise_measured"`
 	// Tied lists the policies whose time is within Noise of the fastest,
@@ -58,7 +59,8 @@ const DefaultPolicy = "default"
 
 // TieRule says how Recommend ranks, for a report's reader.
 const TieRule = "a policy qualifies if its bloat is within the threshold; " +
-	"qualifying policies whose median time is within the run-to-run spread of the fastest tie; " +
+	"qualifying policies whose median time is within the run-to-run spread of the fastest tie " +
+	"(the median spread of the workload's policies' rounds, or the fastest's own if larger); " +
 	"among tied policies the least bloat (to the whole percent) wins, then the fewest bytes copied by COW, " +
 	"then the default set (cow.Options{}), then the fewest faults, then the smaller folios (the order listed)"
 
@@ -69,8 +71,11 @@ const TieRule = "a policy qualifies if its bloat is within the threshold; " +
 //
 // Times that differ by less than the machine's noise are not ranked: the
 // noise is the workload's run-to-run spread, measured from the
-// repetitions of each pair (Result.RepWallNs; see Recommendation.Noise),
-// and every qualifying policy within it of the fastest ties with it. A tie
+// repetitions of each pair (Result.RepWallNs): the median spread of the
+// qualifying policies (one wild pair does not make everything tie), or the
+// fastest one's own spread if larger (a lead taken by an erratic policy is
+// no lead). Every qualifying policy within the noise of the fastest ties
+// with it. A tie
 // is broken by what is not noise (TieRule): less bloat (to the whole
 // percent: a few pages are no reason), fewer bytes copied, the default
 // set, fewer faults, the order listed. If no
@@ -166,6 +171,9 @@ func recommendOne(workload string, cands []Result, threshold float64) Recommenda
 
 	fastest := slices.MinFunc(ok, byTime) // the first listed of equal times
 	rec.Noise, rec.NoiseMeasured = noise(ok)
+	if own, ok := fastest.spread(); ok {
+		rec.Noise = max(rec.Noise, own)
+	}
 	limit := float64(fastest.WallNs) * (1 + rec.Noise)
 	var tied, rest []Result
 	for _, r := range ok {

@@ -129,6 +129,14 @@ func TestRecommendTies(t *testing.T) {
 		t.Errorf("tight: %+v, want 2MiB ahead beyond the spread", r)
 	}
 
+	// An erratic leader's lead is no lead: 2MiB's own rounds spread 40 %,
+	// more than the median spread, and that is the noise.
+	erratic := slices.Clone(tight)
+	erratic[1] = res("fill", "2MiB", 5, 1000, 1000, 4, 5, 6)
+	if r := Recommend(erratic, 0.5)[0]; r.Policy != DefaultPolicy || !slices.Equal(r.Tied, []string{DefaultPolicy, "2MiB"}) || r.Noise != 0.4 {
+		t.Errorf("an erratic leader: %+v, want default tied with 2MiB within its 40%% spread", r)
+	}
+
 	// One pair with a wild run does not make every time a tie: the noise
 	// is the median spread.
 	outlier := slices.Clone(tight)
