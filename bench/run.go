@@ -188,12 +188,13 @@ func largestFolio(g folio.Geometry, r *Result) int {
 
 // rounds measures n variants of one workload (its policies, or the two
 // kernel rows) in interleaved rounds: each round runs every variant once,
-// in turn, on fresh memory. It runs at least cfg.MinReps rounds, then more
+// in turn, on fresh memory, starting one variant further each round (a
+// rotation), so that no variant always follows the same neighbour. It runs at least cfg.MinReps rounds, then more
 // until every variant has run cfg.Duration (at most cfg.MaxReps rounds),
 // and returns each variant's repetition of median wall time with the
-// times of all of them. Interleaving puts the machine's drift (another
-// process starting, the caches warming) into every variant's spread
-// rather than into the differences between them. A variant whose result
+// times of all of them. Interleaving and rotating put the machine's drift
+// (another process starting, the caches warming) into every variant's
+// spread rather than into the differences between them. A variant whose result
 // has Err runs no more; an error returned ends the measurement.
 func rounds(cfg *Config, what string, n int, once func(i int) (Result, error)) ([]Result, error) {
 	reps := make([][]Result, n)
@@ -216,7 +217,8 @@ func rounds(cfg *Config, what string, n int, once func(i int) (Result, error)) (
 		if round > 0 {
 			cfg.progress("%s: round %d", what, round+1)
 		}
-		for i := range n {
+		for k := range n {
+			i := (round + k) % n
 			if failed[i] {
 				continue
 			}
