@@ -23,7 +23,7 @@ import (
 func TestEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	jsonPath, csvPath, plots := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.csv"), filepath.Join(dir, "plots")
-	args := []string{"-short", "-v", "-size", "4MiB", "-json", jsonPath, "-csv", csvPath, "-plot", plots}
+	args := []string{"-short", "-v", "-runs", "2", "-size", "4MiB", "-json", jsonPath, "-csv", csvPath, "-plot", plots}
 	if testing.Short() { // the race run: fewer policies
 		args = append(args, "-orders", "4KiB,2MiB,default")
 	}
@@ -121,7 +121,7 @@ func checkSVG(t *testing.T, path string) {
 
 func TestJSONToStdout(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"-short", "-quiet", "-size", "4MiB", "-workloads", "sparse", "-orders", "4KiB,2MiB", "-no-kernel", "-json", "-"}, &stdout, &stderr); code != 0 {
+	if code := run([]string{"-short", "-quiet", "-runs", "1", "-size", "4MiB", "-workloads", "sparse", "-orders", "4KiB,2MiB", "-no-kernel", "-json", "-"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	if stderr.Len() != 0 {
@@ -167,7 +167,7 @@ func TestBadUsage(t *testing.T) {
 // baselines, no metric columns.
 func TestSummary(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	args := []string{"-short", "-quiet", "-size", "4MiB", "-workloads", "sparse,seqfill", "-orders", "4KiB,2MiB,default", "-no-kernel"}
+	args := []string{"-short", "-quiet", "-runs", "2", "-size", "4MiB", "-workloads", "sparse,seqfill", "-orders", "4KiB,2MiB,default", "-no-kernel"}
 	if code := run(args, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
@@ -219,7 +219,7 @@ func lineWith(t *testing.T, lines []string, prefix string) string {
 func TestFrom(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.json")
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"-short", "-quiet", "-size", "4MiB", "-workloads", "sparse", "-orders", "4KiB,2MiB", "-no-kernel", "-json", path}, &stdout, &stderr); code != 0 {
+	if code := run([]string{"-short", "-quiet", "-runs", "1", "-size", "4MiB", "-workloads", "sparse", "-orders", "4KiB,2MiB", "-no-kernel", "-json", path}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	saved := stdout.String()
