@@ -6,7 +6,7 @@
 // whose times are within the run-to-run spread of each pair's repetitions
 // are a tie, broken by memory, copies and simplicity, not by noise.
 //
-//	go run ./bench/cmd/orderbench                         # the default run: about a minute on 2 cores (256 MiB, 3-5 runs a pair)
+//	go run ./bench/cmd/orderbench                         # the default run: 256 MiB, 3-5 rounds a pair; minutes on 2 cores
 //	go run ./bench/cmd/orderbench -v                      # every metric, with the baselines
 //	go run ./bench/cmd/orderbench -short                  # a few seconds, tiny sizes
 //	go run ./bench/cmd/orderbench -json out.json -csv out.csv -plot charts/
