@@ -198,7 +198,7 @@ func recommendOne(workload string, cands []Result, threshold float64) Recommenda
 		}
 	}
 
-	spread := "the run-to-run spread was not measured (one run per pair)"
+	spread := "the run-to-run spread was not measured (no policy has the times of two runs)"
 	if rec.NoiseMeasured {
 		spread = fmt.Sprintf("the run-to-run spread is %s", percent(rec.Noise))
 	}
@@ -217,7 +217,7 @@ func recommendOne(workload string, cands []Result, threshold float64) Recommenda
 		fmt.Fprintf(&why, "fastest of %d policies with bloat within %s: %v, bloat %s; %s",
 			len(ok), percent(threshold), fmtDur(best.WallNs), percent(best.Bloat), spread)
 	default:
-		rec.Decided = "the fastest, by one run each: the spread was not measured"
+		rec.Decided = "the fastest; the spread was not measured, so a small lead may be noise"
 		fmt.Fprintf(&why, "fastest of %d policies with bloat within %s: %v, bloat %s; %s, so a small lead may be noise",
 			len(ok), percent(threshold), fmtDur(best.WallNs), percent(best.Bloat), spread)
 	}
