@@ -18,8 +18,9 @@ import (
 func TestRun(t *testing.T) {
 	cfg := Config{Size: testSize, MinReps: 2, ForkRounds: 2, ScanPasses: 1, Seed: 11, ForkScale: []float64{0.5, 1}}
 	sets := len(orderSets)
-	if testing.Short() { // the race run: every workload, fewer policies
+	if testing.Short() { // the race run: every workload, fewer policies, one round
 		cfg.Policies = []string{"4KiB", "2MiB", "default"}
+		cfg.MinReps = 1
 		sets = len(cfg.Policies)
 	}
 	rep, err := Run(cfg)
@@ -57,7 +58,7 @@ func TestRun(t *testing.T) {
 			t.Logf("%s/%s unavailable: %s", r.Workload, r.Policy, r.Err)
 			continue
 		}
-		if r.Reps != 2 || len(r.RepWallNs) != 2 || !slices.Contains(r.RepWallNs, r.WallNs) || r.Spread < 0 {
+		if r.Reps != cfg.MinReps || len(r.RepWallNs) != r.Reps || !slices.Contains(r.RepWallNs, r.WallNs) || r.Spread < 0 {
 			t.Errorf("%s/%s: %d reps %v, median %d, spread %v", r.Workload, r.Policy, r.Reps, r.RepWallNs, r.WallNs, r.Spread)
 		}
 		if r.WallNs <= 0 || r.Ops <= 0 || r.OpsPerSec <= 0 || r.NsPer4KiB <= 0 {
