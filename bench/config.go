@@ -16,18 +16,27 @@ type Config struct {
 	// multiple of 2 MiB. Default 256 MiB. The arena holds twice that (fork
 	// churn copies) plus slack.
 	Size int64
-	// Duration is how long each (workload, policy) pair is measured at
-	// least: the workload is repeated on a fresh space until it has run this
-	// long (at most MaxReps times) and the median repetition is reported.
-	// Default 0: one repetition.
+	// MinReps is how many times each (workload, policy) pair runs at
+	// least, each time on a fresh space; the median repetition is
+	// reported, and the spread of the repetitions is the run-to-run noise
+	// that decides ties (see Recommend). Default 3.
+	MinReps int
+	// Duration is how long each pair is measured at least: after MinReps
+	// repetitions it is repeated until it has run this long (at most
+	// MaxReps times). Default 0: MinReps repetitions.
 	Duration time.Duration
-	// MaxReps bounds the repetitions Duration asks for. Default 5.
+	// MaxReps bounds the repetitions Duration asks for. Default 5, or
+	// MinReps if that is more.
 	MaxReps int
 	// Seed makes every workload's addresses and values deterministic.
 	Seed uint64
 
-	// Workloads to run, by name (see Workloads); nil means all.
+	// Workloads to run, by name (see Workloads, and Custom); nil means
+	// all, the built-in ones and Custom.
 	Workloads []string
+	// Custom are workloads of your own (see Workload.Func): each runs
+	// under every policy like the built-in ones, with no kernel rows.
+	Custom []Workload
 	// Policies to run, by name (see PolicyNames); nil means all.
 	Policies []string
 	// COW lists the COW units the forking workloads run with: "page",
@@ -76,6 +85,7 @@ const (
 	DefaultScanPasses   = 4
 	DefaultPinRange     = 64 << 10
 	DefaultBloat        = 0.5
+	DefaultMinReps      = 3
 	DefaultMaxReps      = 5
 	sizeAlign           = 2 << 20
 )
@@ -92,8 +102,17 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Duration < 0 {
 		return c, fmt.Errorf("%w: duration %v", ErrInvalid, c.Duration)
 	}
+	if c.MinReps < 0 || c.MaxReps < 0 {
+		return c, fmt.Errorf("%w: negative repetitions (MinReps %d, MaxReps %d)", ErrInvalid, c.MinReps, c.MaxReps)
+	}
+	if c.MinReps == 0 {
+		c.MinReps = DefaultMinReps
+	}
 	if c.MaxReps == 0 {
-		c.MaxReps = DefaultMaxReps
+		c.MaxReps = max(DefaultMaxReps, c.MinReps)
+	}
+	if c.MinReps > c.MaxReps {
+		return c, fmt.Errorf("%w: MinReps %d is more than MaxReps %d", ErrInvalid, c.MinReps, c.MaxReps)
 	}
 	if c.SparseStride == 0 {
 		c.SparseStride = DefaultSparseStride
@@ -119,7 +138,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.PinRange <= 0 || int64(c.PinRange) > c.Size || c.Size%int64(c.PinRange) != 0 {
 		return c, fmt.Errorf("%w: pin range %d does not divide size %d", ErrInvalid, c.PinRange, c.Size)
 	}
-	if c.ForkRounds < 0 || c.ScanPasses < 0 || c.MaxReps < 0 {
+	if c.ForkRounds < 0 || c.ScanPasses < 0 {
 		return c, fmt.Errorf("%w: negative count", ErrInvalid)
 	}
 	if c.Bloat == 0 {
@@ -136,8 +155,11 @@ func (c Config) withDefaults() (Config, error) {
 			return c, fmt.Errorf("%w: fork scale %v is not in (0, 1]", ErrInvalid, f)
 		}
 	}
+	if err := c.checkCustom(); err != nil {
+		return c, err
+	}
 	for _, w := range c.Workloads {
-		if workloadByName(w) == nil {
+		if c.workload(w) == nil {
 			return c, fmt.Errorf("%w: unknown workload %q", ErrInvalid, w)
 		}
 	}

@@ -18,6 +18,9 @@ func TestConfigInvalid(t *testing.T) {
 		{Bloat: -1},
 		{ForkScale: []float64{0}},
 		{Duration: -1},
+		{MinReps: -1},
+		{MinReps: 6, MaxReps: 5},
+		{Custom: []Workload{{Name: "x"}}},
 	} {
 		if _, err := c.withDefaults(); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%+v: %v, want ErrInvalid", c, err)
@@ -27,7 +30,10 @@ func TestConfigInvalid(t *testing.T) {
 		}
 	}
 	c, err := Config{}.withDefaults()
-	if err != nil || c.Size != DefaultSize || c.Bloat != DefaultBloat || c.ForkRounds != DefaultForkRounds {
+	if err != nil || c.Size != DefaultSize || c.Bloat != DefaultBloat || c.ForkRounds != DefaultForkRounds || c.MinReps != 3 || c.MaxReps != 5 {
 		t.Errorf("defaults: %+v, %v", c, err)
+	}
+	if c, err := (Config{MinReps: 7}).withDefaults(); err != nil || c.MaxReps != 7 {
+		t.Errorf("MinReps 7: MaxReps %d, %v; want 7", c.MaxReps, err)
 	}
 }

@@ -19,7 +19,7 @@ func TestNoKernelFork(t *testing.T) {
 	kernelForkHeld = func(func()) error { return errNoFork }
 	defer func() { kernelFork1, kernelForkHeld = fork, held }()
 
-	rep, err := Run(Config{Size: testSize, ForkRounds: 2, Workloads: []string{"seqfill", "forkchurn"}, Policies: []string{"4KiB", "2MiB"}})
+	rep, err := Run(Config{Size: testSize, MinReps: 1, ForkRounds: 2, Workloads: []string{"seqfill", "forkchurn"}, Policies: []string{"4KiB", "2MiB"}})
 	if err != nil {
 		t.Fatal(err)
 	}

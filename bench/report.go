@@ -36,6 +36,7 @@ var csvHeader = []string{
 	"forks", "fork_p50_ns", "fork_p99_ns", "fork_vs_kernel",
 	"wp_copy", "wp_reuse", "copy_bytes", "fork_copies", "cow_ns_per_page", "cow_vs_kernel", "cow_vs_memmove",
 	"page_size", "resident_pages", "touched_pages", "bloat_pages", "bloat", "digest",
+	"spread", "options",
 }
 
 // WriteCSV writes one row per result, with a header.
@@ -61,6 +62,7 @@ func (rep *Report) WriteCSV(w io.Writer) error {
 			itoa(r.Forks), ftoa(r.ForkP50Ns), ftoa(r.ForkP99Ns), ftoa(r.ForkVsKernel),
 			u64(r.WPCopy), u64(r.WPReuse), u64(r.CopyBytes), u64(r.ForkCopies), ftoa(r.CowNsPerPage), ftoa(r.CowVsKernel), ftoa(r.CowVsMemmove),
 			itoa(r.PageSize), i64(r.ResidentPages), i64(r.TouchedPages), i64(r.BloatPages), ftoa(r.Bloat), u64(r.Digest),
+			ftoa(r.Spread), r.Options,
 		}
 		for o := range orders {
 			row = append(row, u64(at(r.FaultAlloc, o)))
@@ -86,10 +88,11 @@ func i64(n int64) string    { return strconv.FormatInt(n, 10) }
 func u64(n uint64) string   { return strconv.FormatUint(n, 10) }
 func ftoa(f float64) string { return strconv.FormatFloat(f, 'g', 6, 64) }
 
-// WriteTable writes the report for a person: the platform, the baselines,
-// one aligned row per (workload, policy) with each figure's ratio to its
-// baseline (×k: to the kernel, ×clr: to memclr), the Fork latency by
-// resident size, and the recommendations.
+// WriteTable writes every metric of the report: the platform, the
+// baselines, one aligned row per (workload, policy) with each figure's
+// ratio to its baseline (×k: to the kernel, ×clr: to memclr), the Fork
+// latency by resident size, and the recommendations with their reasons.
+// WriteSummary is the short answer.
 func (rep *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "%s\n\n", rep.Platform)
 	c := rep.Config
@@ -121,7 +124,7 @@ func (rep *Report) WriteTable(w io.Writer) error {
 
 	fmt.Fprintln(w, "\nresults (×k: ratio to the kernel's figure; ×clr: to memclr in blocks of the largest folio; ×mv: to memmove of 4 KiB):")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tpolicy\ttime\t×k\tops/s\tfaults by order\tfallbk\tns/fault\tns/4KiB\t×k\t×clr\tfork p50\tp99\t×k\tWPCopy\tcopied\tcow ns/pg\t×k\t×mv\tresident\ttouched\tbloat\t")
+	fmt.Fprintln(tw, "workload\tpolicy\ttime\truns\tspread\t×k\tops/s\tfaults by order\tfallbk\tns/fault\tns/4KiB\t×k\t×clr\tfork p50\tp99\t×k\tWPCopy\tcopied\tcow ns/pg\t×k\t×mv\tresident\ttouched\tbloat\t")
 	for _, r := range rep.Results {
 		if r.Err != "" {
 			fmt.Fprintf(tw, "%s\t%s\tunavailable: %s\t\n", r.Workload, r.Policy, r.Err)
@@ -131,8 +134,8 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		if r.Kernel {
 			faults = fmt.Sprintf("minflt %d", r.KernelFaults)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t\n",
-			r.Workload, r.Policy, fmtDur(r.WallNs), ratioString(r.TimeVsKernel), si(r.OpsPerSec),
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t\n",
+			r.Workload, r.Policy, fmtDur(r.WallNs), r.Reps, spreadString(r), ratioString(r.TimeVsKernel), si(r.OpsPerSec),
 			faults, r.Fallbacks, num(r.NsPerFault), num(r.NsPer4KiB), ratioString(r.FaultVsKernel), ratioString(r.FaultVsMemclr),
 			durOrDash(r.ForkP50Ns), durOrDash(r.ForkP99Ns), ratioString(r.ForkVsKernel),
 			r.WPCopy, sizeOrDash(r.CopyBytes), num(r.CowNsPerPage), ratioString(r.CowVsKernel), ratioString(r.CowVsMemmove),
@@ -159,12 +162,23 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		tw.Flush()
 	}
 
-	fmt.Fprintf(w, "\nrecommendations (the fastest policy whose bloat is within %s):\n", percent(c.Bloat))
+	fmt.Fprintf(w, "\nrecommendations (%s):\n", TieRule)
 	for _, r := range rep.Recommendations {
 		fmt.Fprintf(w, "  %-10s %-16s %s\n", r.Workload, r.Policy, r.Why)
+		if r.Options != "" {
+			fmt.Fprintf(w, "  %-10s %-16s use %s\n", "", "", r.Options)
+		}
 	}
 	fmt.Fprintf(w, "\nthe run took %v\n", time.Duration(rep.ElapsedNs).Round(time.Millisecond))
 	return nil
+}
+
+// spreadString is a result's run-to-run spread, "-" if it ran once.
+func spreadString(r Result) string {
+	if s, ok := r.spread(); ok {
+		return percent(s)
+	}
+	return "-"
 }
 
 func baselineString(b Baseline) string {

@@ -15,7 +15,12 @@ type Result struct {
 	Orders   string `json:"orders,omitempty"`   // the order set, "{0,4,9}"
 	CopyUnit string `json:"cow_unit,omitempty"` // "page" or "folio"
 	Reps     int    `json:"reps"`               // repetitions measured; the median is reported
-	Err      string `json:"error,omitempty"`    // why the pair could not run
+	// RepWallNs is the wall time of every repetition, in the order they
+	// ran; WallNs is their median. Spread is (slowest - fastest) / WallNs,
+	// the run-to-run noise of this pair (0 with one repetition).
+	RepWallNs []int64 `json:"rep_wall_ns,omitempty"`
+	Spread    float64 `json:"spread"`
+	Err       string  `json:"error,omitempty"` // why the pair could not run
 
 	WallNs    int64   `json:"wall_ns"`
 	Ops       int64   `json:"ops"`
@@ -56,6 +61,10 @@ type Result struct {
 
 	Digest uint64 `json:"digest,string"` // of the ops and what was read back: equal for equal seeds
 
+	// Options is the cow.Options literal of the policy on this run's
+	// arena, ready to paste ("" for kernel rows).
+	Options string `json:"options,omitempty"`
+
 	TimeVsKernel  float64 `json:"time_vs_kernel,omitempty"`  // WallNs / the kernel-4KiB row's
 	FaultVsKernel float64 `json:"fault_vs_kernel,omitempty"` // NsPer4KiB / the kernel's first-touch fault
 	FaultVsMemclr float64 `json:"fault_vs_memclr,omitempty"` // NsPer4KiB / memclr in blocks of the largest folio
@@ -66,6 +75,25 @@ type Result struct {
 
 // Wall returns the wall time.
 func (r Result) Wall() time.Duration { return time.Duration(r.WallNs) }
+
+// spread returns the run-to-run spread of r, (slowest - fastest
+// repetition) / median, and whether it was measured (two repetitions or
+// more).
+func (r Result) spread() (float64, bool) {
+	if len(r.RepWallNs) < 2 {
+		return 0, false
+	}
+	med := r.WallNs
+	if med <= 0 {
+		s := slices.Clone(r.RepWallNs)
+		slices.Sort(s)
+		med = s[(len(s)-1)/2]
+	}
+	if med <= 0 {
+		return 0, false
+	}
+	return float64(slices.Max(r.RepWallNs)-slices.Min(r.RepWallNs)) / float64(med), true
+}
 
 // ForkPoint is the Fork latency of a policy (or of the kernel's fork())
 // with Resident bytes resident.

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -74,7 +75,7 @@ func Run(cfg Config) (*Report, error) {
 		ForkRounds: cfg.ForkRounds, ScanPasses: cfg.ScanPasses,
 		PinRange: cfg.PinRange, Bloat: cfg.Bloat,
 	}}
-	ws := selectedWorkloads(cfg.Workloads)
+	ws := cfg.selected()
 	g0, err := folio.NewGeometry(0, 0)
 	if err != nil {
 		return nil, err
@@ -82,7 +83,7 @@ func Run(cfg Config) (*Report, error) {
 	total := 0
 	for _, w := range ws {
 		total += len(policies(g0, cfg.Policies, cfg.COW, w.Forks))
-		if !cfg.NoKernel {
+		if !cfg.NoKernel && w.Func == nil {
 			total += 2
 		}
 	}
@@ -100,15 +101,24 @@ func Run(cfg Config) (*Report, error) {
 	rep.Baselines = measureBaselines(&cfg)
 	if !cfg.NoKernel {
 		for _, w := range ws {
-			for _, huge := range []bool{false, true} {
-				r := measureKernel(&cfg, w, huge)
+			if w.Func != nil { // a custom workload needs a Space
+				continue
+			}
+			rs, _ := rounds(&cfg, w.Name+" on kernel memory", 2, func(i int) (Result, error) {
+				return kernelOnce(&cfg, w, i == 1), nil // a failure is in the result
+			})
+			for _, r := range rs {
 				rep.Results = append(rep.Results, r)
 				pairDone(r)
 			}
 		}
 	}
 
-	a, err := folio.NewArena(folio.Config{Size: 2*cfg.Size + arenaSlack, Populate: true, RetainFree: -1})
+	largest := cfg.Size
+	for _, w := range ws {
+		largest = max(largest, cfg.sizeOf(w))
+	}
+	a, err := folio.NewArena(folio.Config{Size: 2*largest + arenaSlack, Populate: true, RetainFree: -1})
 	if err != nil {
 		return nil, fmt.Errorf("bench: the arena: %w", err)
 	}
@@ -119,11 +129,18 @@ func Run(cfg Config) (*Report, error) {
 		ContOrder: g.ContOrder, PMDOrder: g.PMDOrder, Geometry: g.String(), Race: a.Stats().Backing != "mmap",
 	}
 	for _, w := range ws {
-		for _, p := range policies(g, cfg.Policies, cfg.COW, w.Forks) {
-			r, err := measureSpace(&cfg, a, w, p)
+		ps := policies(g, cfg.Policies, cfg.COW, w.Forks)
+		rs, err := rounds(&cfg, w.Name, len(ps), func(i int) (Result, error) {
+			r, err := runOnSpace(&cfg, a, w, ps[i], nil)
 			if err != nil {
-				return nil, err
+				return r, fmt.Errorf("bench: %s under %s: %w", w.Name, ps[i].Name, err)
 			}
+			return r, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rs {
 			rep.Results = append(rep.Results, r)
 			pairDone(r)
 		}
@@ -144,16 +161,6 @@ func Run(cfg Config) (*Report, error) {
 	}
 	rep.ElapsedNs = time.Since(start).Nanoseconds()
 	return rep, nil
-}
-
-func selectedWorkloads(names []string) []Workload {
-	var ws []Workload
-	for _, w := range workloads {
-		if names == nil || slices.Contains(names, w.Name) {
-			ws = append(ws, w)
-		}
-	}
-	return ws
 }
 
 func kernelRow(rs []Result, workload string) *Result {
@@ -179,43 +186,82 @@ func largestFolio(g folio.Geometry, r *Result) int {
 	return g.PageSize
 }
 
-// repeat runs once until cfg.Duration has passed (at most MaxReps times,
-// at least once) and returns the repetition of median wall time.
-func repeat(cfg *Config, once func() (Result, error)) (Result, error) {
-	var rs []Result
-	var spent time.Duration
-	for len(rs) == 0 || (spent < cfg.Duration && len(rs) < cfg.MaxReps) {
-		r, err := once()
-		if err != nil {
-			return r, err
+// rounds measures n variants of one workload (its policies, or the two
+// kernel rows) in interleaved rounds: each round runs every variant once,
+// in turn, on fresh memory, starting one variant further each round (a
+// rotation), so that no variant always follows the same neighbour. It runs at least cfg.MinReps rounds, then more
+// until every variant has run cfg.Duration (at most cfg.MaxReps rounds),
+// and returns each variant's repetition of median wall time with the
+// times of all of them. Interleaving and rotating put the machine's drift
+// (another process starting, the caches warming) into every variant's
+// spread rather than into the differences between them. A variant whose result
+// has Err runs no more; an error returned ends the measurement.
+func rounds(cfg *Config, what string, n int, once func(i int) (Result, error)) ([]Result, error) {
+	reps := make([][]Result, n)
+	spent := make([]time.Duration, n)
+	failed := make([]bool, n)
+	// wants: a variant that has not failed needs more rounds.
+	wants := func(need func(i int) bool) bool {
+		for i := range n {
+			if !failed[i] && need(i) {
+				return true
+			}
 		}
-		rs = append(rs, r)
-		spent += r.Wall()
-		if r.Err != "" {
+		return false
+	}
+	for round := 0; round < cfg.MaxReps; round++ {
+		if !wants(func(int) bool { return true }) ||
+			round >= cfg.MinReps && !wants(func(i int) bool { return spent[i] < cfg.Duration }) {
 			break
 		}
+		if round > 0 {
+			cfg.progress("%s: round %d", what, round+1)
+		}
+		for k := range n {
+			i := (round + k) % n
+			if failed[i] {
+				continue
+			}
+			r, err := once(i)
+			if err != nil {
+				return nil, err
+			}
+			reps[i] = append(reps[i], r)
+			spent[i] += r.Wall()
+			failed[i] = r.Err != ""
+		}
 	}
-	slices.SortFunc(rs, func(a, b Result) int { return int(a.WallNs - b.WallNs) })
-	r := rs[(len(rs)-1)/2]
-	r.Reps = len(rs)
-	return r, nil
+	out := make([]Result, n)
+	for i, rs := range reps {
+		out[i] = median(rs)
+	}
+	return out, nil
 }
 
-// measureSpace measures workload w under policy p on a fresh space of a.
-func measureSpace(cfg *Config, a *folio.Arena, w Workload, p Policy) (Result, error) {
-	return repeat(cfg, func() (Result, error) {
-		r, err := runOnSpace(cfg, a, w, p, nil)
-		if err != nil {
-			return r, fmt.Errorf("bench: %s under %s: %w", w.Name, p.Name, err)
-		}
-		return r, nil
-	})
+// median returns the repetition of median wall time (the lower of two)
+// with every repetition's time, in the order they ran, and their spread;
+// or the failed repetition, if one failed (the last one run).
+func median(rs []Result) Result {
+	walls := make([]int64, len(rs))
+	for i, r := range rs {
+		walls[i] = r.WallNs
+	}
+	sorted := slices.Clone(rs)
+	slices.SortStableFunc(sorted, func(a, b Result) int { return cmp.Compare(a.WallNs, b.WallNs) })
+	r := sorted[(len(sorted)-1)/2]
+	if last := rs[len(rs)-1]; last.Err != "" {
+		r = last
+	}
+	r.Reps = len(rs)
+	r.RepWallNs = walls
+	r.Spread, _ = r.spread()
+	return r
 }
 
 // RunOnSpace runs workload w once under policy p on a new space of arena
-// a, which must have room for twice cfg.Size, and returns its result with
-// no ratios (they need the baselines of Run). The space is closed before it
-// returns.
+// a, which must have room for twice the workload's size, and returns its
+// result with no ratios (they need the baselines of Run). w may be a
+// custom workload. The space is closed before it returns.
 func RunOnSpace(cfg Config, a *folio.Arena, w Workload, p Policy) (Result, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -227,26 +273,41 @@ func RunOnSpace(cfg Config, a *folio.Arena, w Workload, p Policy) (Result, error
 // runOnSpace is RunOnSpace with a hook that sees the space and the
 // region's address after the workload, before the space is closed.
 func runOnSpace(cfg *Config, a *folio.Arena, w Workload, p Policy, inspect func(*cow.Space, cow.Addr)) (Result, error) {
-	r := Result{Workload: w.Name, Policy: p.Name, Orders: p.Orders.String(), CopyUnit: copyUnitName(p.CopyUnit)}
+	r := Result{Workload: w.Name, Policy: p.Name, Orders: p.Orders.String(), CopyUnit: copyUnitName(p.CopyUnit),
+		Options: optionsLiteral(p, cow.DefaultOrders(a))}
 	s, err := cow.NewSpace(a, cow.Options{Orders: p.Orders, CopyUnit: p.CopyUnit})
 	if err != nil {
 		return r, err
 	}
 	defer s.Close()
-	addr, err := s.Map(int(cfg.Size), cow.ProtRead|cow.ProtWrite)
+	size := cfg.sizeOf(w)
+	addr, err := s.Map(int(size), cow.ProtRead|cow.ProtWrite)
 	if err != nil {
 		return r, err
 	}
 	mem := spaceMemory{s, addr}
-	wr := newRun(cfg, mem, cfg.Size, a.PageSize())
+	wr := newRun(cfg, mem, size, a.PageSize())
 	before := a.Stats()
 	start := time.Now()
-	if err := w.run(wr); err != nil {
+	if w.Func != nil {
+		err = runCustom(wr, s, addr, w)
+	} else {
+		err = w.run(wr)
+	}
+	if err != nil {
 		return r, err
 	}
 	r.WallNs = time.Since(start).Nanoseconds()
 	st := s.Stats()
 	after := a.Stats()
+	var contents uint64
+	if w.Func != nil { // what it touched is what it left non-zero
+		if contents, err = wr.readBack(); err != nil {
+			return r, err
+		}
+		wr.faultTime = time.Duration(r.WallNs) // any op may fault
+		wr.faultMem = wr.touchedPages() * int64(wr.page)
+	}
 
 	n := a.MaxOrder() + 1
 	r.FaultAlloc = slices.Clone(st.FaultAlloc[:n])
@@ -260,11 +321,15 @@ func runOnSpace(cfg *Config, a *folio.Arena, w Workload, p Policy, inspect func(
 	r.WPCopy, r.WPReuse, r.CopyBytes, r.ForkCopies = st.WPCopy, st.WPReuse, st.CopyBytes, st.ForkCopies
 	r.ResidentPages = st.Resident
 	r.finish(wr)
-	sample, err := wr.sample(mem, cfg.Size)
-	if err != nil {
-		return r, err
+	if w.Func != nil {
+		r.Digest = mix(wr.digest, contents)
+	} else {
+		sample, err := wr.sample(mem, size)
+		if err != nil {
+			return r, err
+		}
+		r.Digest = mix(wr.digest, sample)
 	}
-	r.Digest = mix(wr.digest, sample)
 	if inspect != nil {
 		inspect(s, addr)
 	}
@@ -276,13 +341,6 @@ func copyUnitName(u cow.CopyUnit) string {
 		return "folio"
 	}
 	return "page"
-}
-
-// measureKernel measures workload w on plain kernel memory. A failure
-// (no fork() under qemu-user) is recorded in the result.
-func measureKernel(cfg *Config, w Workload, huge bool) Result {
-	r, _ := repeat(cfg, func() (Result, error) { return kernelOnce(cfg, w, huge), nil })
-	return r
 }
 
 func kernelName(huge bool) string {

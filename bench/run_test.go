@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -15,10 +16,11 @@ import (
 // of a snapshot, so theirs differ); the ratios are the figures over the
 // baselines of the same run; the JSON and CSV carry it all.
 func TestRun(t *testing.T) {
-	cfg := Config{Size: testSize, ForkRounds: 2, ScanPasses: 1, Seed: 11, ForkScale: []float64{0.5, 1}}
+	cfg := Config{Size: testSize, MinReps: 2, ForkRounds: 2, ScanPasses: 1, Seed: 11, ForkScale: []float64{0.5, 1}}
 	sets := len(orderSets)
-	if testing.Short() { // the race run: every workload, fewer policies
+	if testing.Short() { // the race run: every workload, fewer policies, one round
 		cfg.Policies = []string{"4KiB", "2MiB", "default"}
+		cfg.MinReps = 1
 		sets = len(cfg.Policies)
 	}
 	rep, err := Run(cfg)
@@ -55,6 +57,9 @@ func TestRun(t *testing.T) {
 		if r.Err != "" {
 			t.Logf("%s/%s unavailable: %s", r.Workload, r.Policy, r.Err)
 			continue
+		}
+		if r.Reps != cfg.MinReps || len(r.RepWallNs) != r.Reps || !slices.Contains(r.RepWallNs, r.WallNs) || r.Spread < 0 {
+			t.Errorf("%s/%s: %d reps %v, median %d, spread %v", r.Workload, r.Policy, r.Reps, r.RepWallNs, r.WallNs, r.Spread)
 		}
 		if r.WallNs <= 0 || r.Ops <= 0 || r.OpsPerSec <= 0 || r.NsPer4KiB <= 0 {
 			t.Errorf("%s/%s: wall %d ops %d ops/s %v ns/4KiB %v", r.Workload, r.Policy, r.WallNs, r.Ops, r.OpsPerSec, r.NsPer4KiB)

@@ -7,20 +7,30 @@ import (
 	"time"
 )
 
-// A Workload is one access pattern, run on memory of a given size.
+// A Workload is one access pattern, run on memory of a given size. The
+// built-in ones are in Workloads; to measure your own, set Name and Func
+// (and Size, Forks if they apply) and pass it in Config.Custom.
 type Workload struct {
 	Name string
 	// Doc says what it does and what one op is.
 	Doc string
 	// Forks: the workload forks, so COW policies matter to it.
 	Forks bool
-	run   func(w *run) error
+	// Size is the memory a custom workload works on, in bytes: a multiple
+	// of 2 MiB; 0 means Config.Size. The built-in workloads use Config.Size.
+	Size int64
+	// Func runs a custom workload once on a fresh region (see Region). It
+	// is called once per repetition under each policy, on a new space
+	// each time; the built-in workloads leave it nil.
+	Func func(r *Region) error
+
+	run func(w *run) error
 }
 
-// Workloads returns every workload, in the order they run.
+// Workloads returns every built-in workload, in the order they run.
 func Workloads() []Workload { return workloads }
 
-// WorkloadByName returns the workload called name, or nil.
+// WorkloadByName returns the built-in workload called name, or nil.
 func WorkloadByName(name string) *Workload { return workloadByName(name) }
 
 func workloadByName(name string) *Workload {

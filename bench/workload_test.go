@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/binary"
 	"slices"
 	"testing"
 
@@ -158,8 +159,13 @@ func TestMetricsAddUp(t *testing.T) {
 				} else if !slices.Equal(r.ArenaAlloc, want) {
 					t.Errorf("arena allocations per order %v, faults %v + %d copies", r.ArenaAlloc, r.FaultAlloc, r.WPCopy)
 				}
-				if !w.Forks && pages != uint64(r.ResidentPages) {
-					t.Errorf("faults brought in %d pages, %d are resident", pages, r.ResidentPages)
+				// Without a fork, a page comes from a fault or from a write
+				// over the zero page that a read mapped (a WPCopy).
+				if !w.Forks && pages+r.WPCopy != uint64(r.ResidentPages) {
+					t.Errorf("faults brought in %d pages and %d zero-page copies, %d are resident", pages, r.WPCopy, r.ResidentPages)
+				}
+				if w.Name == "rmw" && st.ZeroPageMaps == 0 {
+					t.Errorf("read-modify-write mapped no zero page: it did not read before writing")
 				}
 				checkOps(t, w, cfg, r)
 			})
@@ -190,6 +196,8 @@ func checkOps(t *testing.T, w Workload, cfg *Config, r Result) {
 		want = cfg.Size / int64(cfg.SparseStride)
 	case "random":
 		want = cfg.Size / 512
+	case "rmw":
+		want = cfg.Size / 512
 	case "readscan":
 		reads := int64(cfg.ScanPasses) * cfg.Size / fillChunk
 		want = reads + reads/99
@@ -214,5 +222,46 @@ func checkOps(t *testing.T, w Workload, cfg *Config, r Result) {
 	}
 	if w.Name == "sparse" && r.TouchedPages != want {
 		t.Errorf("sparse touched %d pages, wrote %d times a stride apart", r.TouchedPages, want)
+	}
+}
+
+// TestReadModifyWrite: every slot the read-modify-write workload touched
+// holds the sum of what its ops added, replayed from the seed: each op
+// read back what the one before it wrote there.
+func TestReadModifyWrite(t *testing.T) {
+	e := testEnv(t)
+	cfg := testConfig(t, 9)
+	want := map[int64]uint64{}
+	rng := newRun(cfg, nil, cfg.Size, e.A.PageSize()).rng
+	for range cfg.Size / 512 {
+		off := rng.Int64N(cfg.Size/8) * 8
+		want[off] += rng.Uint64() | 1
+	}
+	for _, pname := range []string{"4KiB", "2MiB"} {
+		var got map[int64]uint64
+		_, err := runOnSpace(cfg, e.A, *WorkloadByName("rmw"), policyNamed(t, e.A.Geometry(), pname), func(s *cow.Space, base cow.Addr) {
+			got = map[int64]uint64{}
+			b := make([]byte, cfg.Size)
+			if _, err := s.ReadAt(b, int64(base)); err != nil {
+				t.Fatal(err)
+			}
+			for off := int64(0); off < cfg.Size; off += 8 {
+				if v := binary.LittleEndian.Uint64(b[off:]); v != 0 {
+					got[off] = v
+				}
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Errorf("%s: %d slots hold a value, %d were updated", pname, len(got), len(want))
+		}
+		for off, v := range want {
+			if got[off] != v {
+				t.Errorf("%s: slot %#x holds %#x, want %#x", pname, off, got[off], v)
+				break
+			}
+		}
 	}
 }

@@ -25,6 +25,11 @@ var workloads = []Workload{
 		run:  randomWrites,
 	},
 	{
+		Name: "rmw",
+		Doc:  "read-modify-write, the hash-table pattern: read a random 8-byte slot, then write a value made from it, one per 512 bytes of memory on average, on memory that starts empty; an op is a slot read and written",
+		run:  readModifyWrite,
+	},
+	{
 		Name: "readscan",
 		Doc:  "read-mostly scan: fill, then ScanPasses sequential passes of 64 KiB ReadAt with a random 8-byte write every 100 reads; an op is a read or a write",
 		run:  readScan,
@@ -66,6 +71,31 @@ func randomWrites(w *run) error {
 	n := w.size / 512
 	for range n {
 		if err := w.write8(w.rng.Int64N(w.size/8)*8, w.rng.Uint64()); err != nil {
+			return err
+		}
+	}
+	w.ops = n
+	w.faultTime += time.Since(start)
+	w.faultMem += w.touchedPages() * int64(w.page)
+	return nil
+}
+
+// readModifyWrite reads a slot and writes it back changed, as a hash table
+// updates a bucket: the first op on a page reads it before anything was
+// written there (a read fault, which maps the zero page), the write then
+// faults again to get a page of its own; later ops on the page hit it.
+func readModifyWrite(w *run) error {
+	start := time.Now()
+	n := w.size / 512
+	var b [8]byte
+	for range n {
+		off := w.rng.Int64N(w.size/8) * 8
+		if _, err := w.mem.ReadAt(b[:], off); err != nil {
+			return err
+		}
+		v := binary.LittleEndian.Uint64(b[:])
+		w.mix(v) // what was read: the next write depends on it
+		if err := w.write8(off, v+(w.rng.Uint64()|1)); err != nil {
 			return err
 		}
 	}
