@@ -115,6 +115,7 @@ func (s *Space) GrabLockless(addr Addr, max int, want Want) (Run, bool) {
 			s.a.FolioPut(head, 1)
 			return Run{}, false
 		}
+		testhook.Run(testhook.LocklessAfterRecheck)
 		return Run{Head: head, PFN: e.PFN(), N: n}, true
 	}
 	l := d.Leaf(di)
@@ -157,6 +158,7 @@ func (s *Space) GrabLockless(addr Addr, max int, want Want) (Run, bool) {
 			return Run{}, false
 		}
 	}
+	testhook.Run(testhook.LocklessAfterRecheck)
 	return Run{Head: head, PFN: e.PFN(), N: n}, true
 }
 

@@ -28,6 +28,9 @@ const (
 	// LocklessAfterGrab: a lockless path grabbed a folio and has not yet
 	// rechecked its entry.
 	LocklessAfterGrab
+	// LocklessAfterRecheck: a lockless path grabbed a run and rechecked
+	// its entry; it is about to use the pages (copy, or pin them).
+	LocklessAfterRecheck
 
 	nrPoints
 )
