@@ -67,7 +67,11 @@ run() {
 		echo $((SECONDS - t0)) >cc.time
 		local w=24
 		[ "$sc" = 9 ] && w=27
-		/usr/bin/env time -f %e -o pan.time ./pan -n -m1000000 -w$w >pan.out 2>&1 || true
+		local p0 p1
+		p0=$(date +%s%N)
+		./pan -n -m1000000 -w$w >pan.out 2>&1 || true
+		p1=$(date +%s%N)
+		awk -v d=$((p1 - p0)) 'BEGIN { printf "%.2f\n", d / 1e9 }' >pan.time
 	)
 	r_err=$(grep -oE 'errors: [0-9]+' "$r_dir/pan.out" | grep -oE '[0-9]+' || echo '?')
 	r_states=$(grep -oE '[0-9]+ states, stored' "$r_dir/pan.out" | grep -oE '^[0-9]+' || echo '?')
