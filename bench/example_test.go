@@ -36,11 +36,13 @@ func ExampleRun() {
 // A workload of your own: a hash table of 8-byte counters, each update a
 // read of its slot, then a write. Run gives it a fresh space of Size bytes
 // under each policy; draw from r.Rand so that every policy does the same
-// work, and Mix what you read so that the digests show it. Here every
-// policy ends with the same memory: the first read of a page maps the
-// shared zero page, and the write over it copies that one page, so large
-// folios never come into play (the built-in rmw workload measures this).
-// rep.Recommendations[0] has the policy to use and its cow.Options.
+// work, and Mix what you read so that the digests show it. The first read
+// of a page maps the shared zero page; the write that follows gets a folio
+// of the policy's order over it (below the PMD order), so the 64 KiB policy
+// brings in 16 pages per counter page touched, while 2 MiB, which a write
+// to the zero page does not reach, copies the one page (the built-in rmw
+// workload measures this). rep.Recommendations[0] has the policy to use and
+// its cow.Options.
 func ExampleWorkload() {
 	counters := bench.Workload{
 		Name: "counters",
@@ -81,7 +83,7 @@ func ExampleWorkload() {
 	fmt.Println("the same work under every policy:", same)
 	// Output:
 	// 4KiB  resident 1566 pages for 1566 touched
-	// 64KiB resident 1566 pages for 1566 touched
+	// 64KiB resident 4096 pages for 1566 touched
 	// 2MiB  resident 1566 pages for 1566 touched
 	// the same work under every policy: true
 }

@@ -17,6 +17,7 @@ type Stats struct {
 	SplitFailed   uint64                 // deferred splits given up (pinned, referenced, or mappings not found)
 
 	ZeroPageMaps    uint64 // read faults that mapped the shared zero page
+	ZeroUpgrades    uint64 // writes to the zero page served by a folio of the space's orders (the kernel copies one page)
 	WPReuse         uint64 // write faults on a read-only page that reused it (no copy)
 	WPCopy          uint64 // write (and unshare) faults that copied
 	WPCopyDiscarded uint64 // copies thrown away because the entry changed meanwhile (pte_same failed)

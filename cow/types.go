@@ -98,6 +98,15 @@ const (
 	// stay theirs. Parts that hold a pinned or otherwise referenced folio
 	// are left as they were (ErrBusy).
 	Collapse
+	// PopulateRead (MADV_POPULATE_READ) faults the range in for reading
+	// now, so that later reads find it mapped: pages never written map the
+	// shared zero page. The range must be readable (ErrProtection).
+	PopulateRead
+	// PopulateWrite (MADV_POPULATE_WRITE) faults the range in for writing
+	// now: every page gets memory of its own, in folios of the space's
+	// orders, and pages shared with a Fork are copied (or reused). The
+	// range must be writable (ErrProtection).
+	PopulateWrite
 )
 
 // String names the advice: "DontNeed".

@@ -25,6 +25,8 @@ func TestValuesMatchTheEngine(t *testing.T) {
 		{"WipeOnFork", int(WipeOnFork), int(mm.WipeOnFork)},
 		{"KeepOnFork", int(KeepOnFork), int(mm.KeepOnFork)},
 		{"Collapse", int(Collapse), int(mm.Collapse)},
+		{"PopulateRead", int(PopulateRead), int(mm.PopulateRead)},
+		{"PopulateWrite", int(PopulateWrite), int(mm.PopulateWrite)},
 	}
 	for _, p := range pairs {
 		if p.pub != p.eng {

@@ -41,7 +41,7 @@ func (s *Space) doAnonymousPage(d *pte.Dir, di int, l *pte.Leaf, f *fault) (bool
 	n := 1 << order
 	start := i &^ (n - 1)
 	f.store(s.a.PageBytes(head+folio.PFN(i-start), 1), s.ps) // the folio is still ours alone
-	if !relock(d, di, l) || l.Shared() || !rangeNone(l, start, n) {
+	if !relock(d, di, l) || l.Shared() || !rangeNoneOrZero(l, start, n) || order == 0 && !l.GetRaw(i).None() {
 		// Lost a race with another fault in the range (theirs stands), or
 		// the leaf changed under us: try again.
 		l.Unlock()
@@ -54,6 +54,12 @@ func (s *Space) doAnonymousPage(d *pte.Dir, di int, l *pte.Leaf, f *fault) (bool
 	}
 	s.a.FolioAddMapcount(head, n, s.mm)
 	s.a.SetPageAnonExclusive(head, n)
+	if !rangeNone(l, start, n) {
+		// A read mapped the zero page here first: the folio replaces it
+		// (zero-page entries hold no reference).
+		l.Clear(start, n)
+		s.cnt.zeroUpgrades.Add(1)
+	}
 	l.SetPTEs(start, pte.Mk(head, anonPTE), n)
 	l.Unlock()
 	f.applied = f.data != nil
@@ -64,8 +70,11 @@ func (s *Space) doAnonymousPage(d *pte.Dir, di int, l *pte.Leaf, f *fault) (bool
 
 // anonOrder returns the highest enabled order below the PMD order (which a
 // huge entry serves) whose aligned range around entry i fits the region and
-// whose entries are all none, read locklessly as the kernel does; the choice
-// is rechecked under the PTL.
+// whose entries are all none or the zero page, read locklessly; the choice
+// is rechecked under the PTL. The kernel's alloc_anon_folio wants them all
+// none, so that a range a read touched first never gets a large folio (the
+// read-then-write pattern of every hash table); here the folio replaces
+// the zero page (counted in Stats.ZeroUpgrades).
 func (s *Space) anonOrder(r region, l *pte.Leaf, i int) int {
 	for o := s.orders.Highest(); o > 0; o-- {
 		if !s.orders.Has(o) || o >= s.geo.PMDOrder {
@@ -77,7 +86,7 @@ func (s *Space) anonOrder(r region, l *pte.Leaf, i int) int {
 		if first < r.start || first+Addr(n)*Addr(s.ps) > r.end {
 			continue
 		}
-		if rangeNoneLockless(l, start, n) {
+		if rangeNoneOrZeroLockless(l, start, n) {
 			return o
 		}
 	}
@@ -94,9 +103,9 @@ func (s *Space) lowerOrder(o int) int {
 	return 0
 }
 
-func rangeNoneLockless(l *pte.Leaf, start, n int) bool {
+func rangeNoneOrZeroLockless(l *pte.Leaf, start, n int) bool {
 	for k := start; k < start+n; k++ {
-		if !l.GetLockless(k).None() {
+		if e := l.GetLockless(k); !e.None() && !e.Zero() {
 			return false
 		}
 	}

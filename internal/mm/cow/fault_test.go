@@ -67,8 +67,9 @@ func TestFaultOrderSelection(t *testing.T) {
 }
 
 // TestFaultAllNoneRule: the order chosen is the highest whose aligned range
-// maps nothing yet; a zero-page entry in the range (a read came first)
-// rules it out.
+// maps nothing yet, or only the shared zero page (which the folio replaces:
+// a read first does not rule a large folio out); a page of its own in the
+// range rules it out.
 func TestFaultAllNoneRule(t *testing.T) {
 	e := newEnv(t, 16<<20)
 	s := e.space(Orders(2, 4)) // 16 KiB and 64 KiB
@@ -77,20 +78,24 @@ func TestFaultAllNoneRule(t *testing.T) {
 	if st := s.Stats(); st.ZeroPageMaps != 1 || st.Resident != 0 {
 		t.Fatalf("a read fault: ZeroPageMaps %d, Resident %d", st.ZeroPageMaps, st.Resident)
 	}
-	write(t, s, addr, []byte{1}) // page 0: the 64 KiB range [0,16) holds page 9
+	write(t, s, addr, []byte{1}) // page 0: the 64 KiB range [0,16) holds only page 9's zero page
 	st := s.Stats()
-	if st.FaultAlloc[4] != 0 || st.FaultAlloc[2] != 1 {
+	if st.FaultAlloc[4] != 1 || st.ZeroUpgrades != 1 || st.Resident != 16 {
+		t.Fatalf("FaultAlloc %v ZeroUpgrades %d Resident %d: want one 64 KiB folio over the zero page",
+			st.FaultAlloc[:5], st.ZeroUpgrades, st.Resident)
+	}
+	expect(t, s, addr+4096*9, make([]byte, 4096))
+
+	// Keep pages 12-15 of the folio and drop the rest: the range [0,16)
+	// now has pages of its own, and the next fault in it takes 16 KiB.
+	if err := s.Advise(addr, 12*4096, DontNeed); err != nil {
+		t.Fatal(err)
+	}
+	write(t, s, addr+4096, []byte{2})
+	if st := s.Stats(); st.FaultAlloc[4] != 1 || st.FaultAlloc[2] != 1 {
 		t.Fatalf("FaultAlloc %v: want the 16 KiB order, the 64 KiB range is not all none", st.FaultAlloc[:5])
 	}
-	write(t, s, addr+4096*9, []byte{2}) // writing the zero page: a copy, order 0
-	if st := s.Stats(); st.WPCopy != 1 || st.FaultAlloc[0] != 0 || st.Resident != 5 {
-		t.Fatalf("write to the zero page: WPCopy %d FaultAlloc[0] %d Resident %d", st.WPCopy, st.FaultAlloc[0], st.Resident)
-	}
-	write(t, s, addr+4096*16, []byte{3}) // a fresh 64 KiB range
-	if st := s.Stats(); st.FaultAlloc[4] != 1 {
-		t.Fatalf("a clean 64 KiB range did not get a 64 KiB folio: %v", st.FaultAlloc[:5])
-	}
-	expect(t, s, addr+4096*9, []byte{2})
+	expect(t, s, addr+4096, []byte{2})
 }
 
 // TestFaultRegionFit: a folio's aligned range must lie inside the region.

@@ -18,6 +18,7 @@ type Stats struct {
 	SplitFailed   uint64                 // deferred splits given up (pinned, referenced, or mappings not found)
 
 	ZeroPageMaps    uint64 // read faults that mapped the shared zero page
+	ZeroUpgrades    uint64 // writes to the zero page served by a folio of the space's orders, not a copied page
 	WPReuse         uint64 // write faults on a read-only PTE that reused the page
 	WPCopy          uint64 // write (and unshare) faults that copied
 	WPCopyDiscarded uint64 // copies thrown away because the entry changed meanwhile (pte_same failed)
@@ -42,6 +43,7 @@ type counters struct {
 	splitDeferred   [folio.NrOrders]atomic.Uint64
 	splitFailed     atomic.Uint64
 	zeroPageMaps    atomic.Uint64
+	zeroUpgrades    atomic.Uint64
 	wpReuse         atomic.Uint64
 	wpCopy          atomic.Uint64
 	wpCopyDiscarded atomic.Uint64
@@ -68,6 +70,7 @@ func (s *Space) Stats() Stats {
 	}
 	st.SplitFailed = c.splitFailed.Load()
 	st.ZeroPageMaps = c.zeroPageMaps.Load()
+	st.ZeroUpgrades = c.zeroUpgrades.Load()
 	st.WPReuse = c.wpReuse.Load()
 	st.WPCopy = c.wpCopy.Load()
 	st.WPCopyDiscarded = c.wpCopyDiscarded.Load()

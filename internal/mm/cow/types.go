@@ -137,6 +137,13 @@ const (
 	// pages shared with other spaces stay theirs. Parts holding a pinned or
 	// otherwise referenced folio are left as they were (ErrBusy).
 	Collapse
+	// PopulateRead (MADV_POPULATE_READ) faults the range in for reading
+	// now: pages never written map the shared zero page.
+	PopulateRead
+	// PopulateWrite (MADV_POPULATE_WRITE) faults the range in for writing
+	// now: every page gets memory of its own, in folios of the space's
+	// orders, and pages shared with a Fork are copied (or reused).
+	PopulateWrite
 )
 
 func (a Advice) String() string {
@@ -153,6 +160,10 @@ func (a Advice) String() string {
 		return "KeepOnFork"
 	case Collapse:
 		return "Collapse"
+	case PopulateRead:
+		return "PopulateRead"
+	case PopulateWrite:
+		return "PopulateWrite"
 	}
 	return fmt.Sprintf("Advice(%d)", int(a))
 }

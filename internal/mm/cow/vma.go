@@ -409,6 +409,9 @@ func (s *Space) Advise(addr Addr, length int, advice Advice) error {
 		return err
 	}
 	end := addr + Addr(length)
+	if advice == PopulateRead || advice == PopulateWrite {
+		return s.populate(addr, end, advice == PopulateWrite)
+	}
 	if advice == DontNeed {
 		// A zap only needs the PTLs: the kernel's madvise(DONTNEED) takes
 		// mmap_lock for reading too.

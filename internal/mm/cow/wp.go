@@ -25,6 +25,11 @@ func (s *Space) doWPPage(d *pte.Dir, di int, l *pte.Leaf, i int, e pte.PTE, f *f
 	write := flags&faultWrite != 0
 	if e.Zero() {
 		l.Unlock()
+		if write {
+			if done, err, tried := s.zeroPageUpgrade(d, di, l, i, f); tried {
+				return done, err
+			}
+		}
 		return s.wpPageCopy(d, di, l, i, e, 0, f)
 	}
 	pfn := e.PFN()
