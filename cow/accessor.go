@@ -110,3 +110,31 @@ func (a *Accessor) Close() error {
 	}
 	return m.Close()
 }
+
+// View calls fn with the memory of [addr, addr+n) in place, one physically
+// contiguous piece at a time, in address order (a whole large folio is one
+// piece), and returns the first error fn returns, or the space's
+// (ErrFault, ErrProtection) as ReadAt or WriteAt would. With write, each
+// piece is made writable first (faulting as a write would) and what fn
+// writes into it is the space's write; without, fn must only read it.
+//
+// Use it to work on bytes where they are: compare a key, encode a value,
+// checksum a record, without a copy. The rules:
+//
+//   - a piece is valid only while fn runs: do not keep it;
+//   - fn must be short: while it runs its pages stay mapped as they are, so
+//     a Fork, Close, Protect or WriteProtect of the space waits for it, and
+//     Unmap, DontNeed, MapFixed or Remap wait before they free anything;
+//   - fn must not call those methods on this space: they would wait for fn;
+//   - each piece lands wholly before or after a concurrent Fork.
+//
+// The anonfolio_debug build checks the first and third rules: it gives fn
+// a copy that it makes inaccessible when fn returns (a piece used later
+// faults at the culprit), and a wait for fn that lasts 10 s panics.
+func (a *Accessor) View(addr Addr, n int, write bool, fn func(p []byte) error) error {
+	m, err := a.m()
+	if err != nil {
+		return err
+	}
+	return m.View(mm.Addr(addr), n, write, fn)
+}

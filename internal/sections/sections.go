@@ -28,6 +28,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
@@ -89,10 +90,19 @@ func (c *Counter) Synchronize() {
 // wait spins until generation g of every shard is empty, yielding now and
 // then so that a section preempted on this P can finish.
 func (c *Counter) wait(g int) {
+	var start time.Time
 	for i := range c.shard {
 		for spin := 0; c.shard[i].n[g].Load() != 0; spin++ {
 			if spin&15 == 15 {
 				runtime.Gosched()
+			}
+			if debugStuck > 0 && spin&1023 == 1023 {
+				if start.IsZero() {
+					start = time.Now()
+				} else if time.Since(start) > debugStuck {
+					panic("anonfolio: waited 10 s for a lockless section of a space to end: " +
+						"is a View callback calling Fork, Close, Protect, Unmap or Advise on its own space?")
+				}
 			}
 		}
 	}

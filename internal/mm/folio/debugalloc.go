@@ -149,3 +149,47 @@ func (a *Arena) quarantined() int64 {
 	defer a.quar.mu.Unlock()
 	return a.quar.pages
 }
+
+// Bounce buffers: in the debug build, a View hands its callback a copy of
+// the memory in a buffer of its own, which is made inaccessible (or, where
+// it cannot be, poisoned) once the callback returns, so that bytes kept
+// past the callback fault at the culprit. The last bounceRing retired
+// buffers stay retired; older ones are unmapped.
+
+const bounceRing = 64
+
+var bounces struct {
+	mu sync.Mutex
+	// +checklocks:mu
+	retired [][]byte
+}
+
+// BounceBuffer returns n bytes of memory of their own for a debug View.
+func BounceBuffer(n int) []byte {
+	if b := sysMapBounce((n + 4095) &^ 4095); b != nil {
+		return b[:n]
+	}
+	return make([]byte, n)
+}
+
+// RetireBounce makes a buffer BounceBuffer returned inaccessible (PROT_NONE)
+// or, where it cannot, fills it with the poison byte.
+func RetireBounce(b []byte) {
+	full := b[:cap(b)]
+	if !sysProtect(full, false) {
+		for i := range b {
+			b[i] = poisonByte
+		}
+		return
+	}
+	bounces.mu.Lock()
+	bounces.retired = append(bounces.retired, full)
+	var old []byte
+	if len(bounces.retired) > bounceRing {
+		old, bounces.retired = bounces.retired[0], bounces.retired[1:]
+	}
+	bounces.mu.Unlock()
+	if old != nil {
+		sysUnmapBounce(old)
+	}
+}

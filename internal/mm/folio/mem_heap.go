@@ -45,6 +45,12 @@ func sysZeroPage(size int) ([]byte, error) { return make([]byte, size), nil }
 // build's quarantine poisons the pages instead.
 func sysProtect([]byte, bool) bool { return false }
 
+// sysMapBounce cannot map memory of its own here: the debug build's view
+// bounce buffers are Go slices, poisoned when retired.
+func sysMapBounce(int) []byte { return nil }
+
+func sysUnmapBounce([]byte) {}
+
 func sysFreeZeroPage([]byte) {}
 
 const backingName = "Go heap"

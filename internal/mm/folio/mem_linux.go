@@ -131,6 +131,19 @@ func sysProtect(b []byte, access bool) bool {
 	return unix.Mprotect(b, prot) == nil
 }
 
+// sysMapBounce maps n bytes of their own (the debug build's view bounce
+// buffers), or returns nil.
+func sysMapBounce(n int) []byte {
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// sysUnmapBounce unmaps a buffer sysMapBounce made.
+func sysUnmapBounce(b []byte) { _ = unix.Munmap(b) }
+
 var (
 	dontneedOnce   sync.Once
 	dontneedZeroed bool

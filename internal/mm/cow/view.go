@@ -1,0 +1,112 @@
+package cow
+
+import (
+	"errors"
+
+	"github.com/anonfolio/anonfolio/internal/mm/folio"
+	"github.com/anonfolio/anonfolio/internal/sections"
+)
+
+// View calls fn with the memory of [addr, addr+n) in place, one physically
+// contiguous piece at a time, in address order, and returns the first error
+// fn returns (or the space's, as ReadAt or WriteAt would). With write, each
+// piece is made writable first (a fault as a write would: allocate, or copy
+// a page shared with a Fork) and what fn writes into it is the space's
+// write; without, fn must only read it.
+//
+// A piece is valid only while fn runs. Meanwhile its pages stay mapped as
+// they are: fn runs in a writer section, which Fork, Close, Protect,
+// WriteProtect and Collapse wait for, and a zap (Unmap, DontNeed, MapFixed,
+// Remap) before it frees anything. So each piece lands wholly before or
+// after a concurrent Fork, fn must be short, and fn must not call those
+// methods on this space (they would wait for fn: the anonfolio_debug
+// build panics after 10 s of such a wait, and hands fn a copy that it
+// makes inaccessible when fn returns, so that a piece used afterwards
+// faults at the culprit).
+func (a *Accessor) View(addr Addr, n int, write bool, fn func(p []byte) error) error {
+	if a.closed {
+		return closedErr()
+	}
+	if err := checkAccess(int64(addr), n); err != nil {
+		return err
+	}
+	s := a.s
+	for n > 0 {
+		k, err := a.viewPiece(addr, n, write, fn)
+		if err != nil {
+			return err
+		}
+		if k == 0 { // the page needs a fault first
+			if err := s.faultIn(addr, write); err != nil {
+				return err
+			}
+			s.tlbForget(a.tlb[:], addr)
+			continue
+		}
+		addr += Addr(k)
+		n -= k
+	}
+	return nil
+}
+
+// viewPiece calls fn with the run of pages at addr, in a writer section, if
+// the TLB maps it as the view needs; it returns how many bytes the piece
+// had (0: fault first).
+func (a *Accessor) viewPiece(addr Addr, n int, write bool, fn func(p []byte) error) (int, error) {
+	s := a.s
+	sec := s.writers.Enter()
+	defer sections.Exit(sec)
+	if s.closed.Load() || s.wpSeq.Load()&1 != 0 {
+		return 0, nil
+	}
+	t := s.tlbEntry(a.tlb[:], addr)
+	if t == nil {
+		return 0, nil
+	}
+	off := uint64(addr) % s.ps
+	e, run := s.entry(t, addr, int((off+uint64(n)+s.ps-1)/s.ps), write)
+	if !e.Present() || !e.Accessible() || write && !e.Write() {
+		return 0, nil
+	}
+	var mem []byte
+	if e.Zero() {
+		mem = s.a.ZeroPage()[off:]
+	} else {
+		mem = s.a.PageBytes(e.PFN(), run)[off:]
+	}
+	mem = mem[:min(len(mem), n):min(len(mem), n)]
+	if !debugRefReads {
+		return len(mem), fn(mem)
+	}
+	b := folio.BounceBuffer(len(mem)) // the debug build: see View
+	copy(b, mem)
+	err := fn(b)
+	if write {
+		copy(mem, b)
+	}
+	folio.RetireBounce(b)
+	return len(mem), err
+}
+
+// faultIn faults the page at addr for a read or a write under the map
+// lock, running the deferred split once if the arena is out of memory.
+func (s *Space) faultIn(addr Addr, write bool) error {
+	err := s.faultInOnce(addr, write)
+	if errors.Is(err, folio.ErrNoMemory) && s.as.splitDeferred() > 0 {
+		err = s.faultInOnce(addr, write)
+	}
+	return err
+}
+
+func (s *Space) faultInOnce(addr Addr, write bool) error {
+	s.mapLock.RLock()
+	defer s.mapLock.RUnlock()
+	if s.closed.Load() {
+		return closedErr()
+	}
+	f := fault{addr: addr}
+	if write {
+		f.flags = faultWrite
+	}
+	return s.handleFault(&f)
+}
