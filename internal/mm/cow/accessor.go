@@ -96,10 +96,10 @@ func (a *Accessor) LoadUint64(addr Addr) (uint64, error) {
 		if e.Zero() {
 			return 0, nil
 		}
+		testhook.Run(testhook.LocklessAfterGrab)
 		if debugRefReads {
 			break // the locked path holds a reference: see debug_on.go
 		}
-		testhook.Run(testhook.LocklessAfterGrab)
 		v := seqlock.Load64(s.wordAt(e, addr))
 		seqlock.Fence()
 		if t.genNow() == g {

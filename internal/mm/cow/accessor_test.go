@@ -317,7 +317,7 @@ func TestSeqlockReadOfReusedPage(t *testing.T) {
 			paused, resume := pauseFirst(t, testhook.LocklessAfterGrab)
 			got := make(chan []byte)
 			go func() { got <- readOnce(s, acc, addr) }()
-			<-paused
+			waitPaused(t, paused)
 			if err := s.Advise(addr, 4096, DontNeed); err != nil {
 				t.Fatal(err)
 			}
@@ -357,7 +357,7 @@ func TestZapWaitsForLocklessWriter(t *testing.T) {
 			paused, resume := pauseFirst(t, testhook.LocklessAfterRecheck)
 			wrote := make(chan struct{})
 			go func() { writeOnce(s, acc, addr); close(wrote) }()
-			<-paused
+			waitPaused(t, paused)
 			zapped := make(chan error, 1)
 			go func() {
 				err := s.Advise(addr, 4096, DontNeed)

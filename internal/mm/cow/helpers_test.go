@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/anonfolio/anonfolio/internal/mm/folio"
 	"github.com/anonfolio/anonfolio/internal/testhook"
@@ -159,4 +160,16 @@ func pauseFirst(t *testing.T, p testhook.Point) (paused, resume chan struct{}) {
 		}
 	}))
 	return paused, resume
+}
+
+// waitPaused waits for a goroutine to reach the hook pauseFirst set, and
+// fails the test after 10 s instead of hanging: an interleaving that
+// never happens proves nothing.
+func waitPaused(t *testing.T, paused chan struct{}) {
+	t.Helper()
+	select {
+	case <-paused:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the interleaving did not happen: nothing reached the hook")
+	}
 }
