@@ -69,6 +69,7 @@ func (s *Space) copyRegionsLocked(child *Space) error {
 		if r.flags&dontFork != 0 {
 			continue
 		}
+		r.hint = new(faultHint) // the child's faults are its own
 		child.regions = append(child.regions, r)
 		if r.flags&wipeOnFork != 0 {
 			continue
