@@ -5,6 +5,7 @@ import (
 
 	"github.com/anonfolio/anonfolio/internal/mm/folio"
 	"github.com/anonfolio/anonfolio/internal/mm/pte"
+	"github.com/anonfolio/anonfolio/internal/testhook"
 )
 
 // anonPTE is the entry of a page just allocated for a write fault: writable,
@@ -15,16 +16,22 @@ const anonPTE = pte.Present | pte.Write | pte.Dirty | pte.Young
 // with a folio of the highest enabled order whose naturally aligned range
 // lies inside the region and maps nothing yet (alloc_anon_folio), falling
 // back order by order when the arena has no block of that order, and maps
-// every page of it writable and AnonExclusive.
+// every page of it writable and AnonExclusive. When that is order 0 and the
+// fault continues the region's previous one, it maps the rest of the
+// aligned block too (faultAround).
 //
 // Preconditions: mapLock is held for reading; the PTL is not.
 // +checklocksread:s.mapLock
 func (s *Space) doAnonymousPage(d *pte.Dir, di int, l *pte.Leaf, f *fault) (bool, error) {
-	addr := f.addr
-	r, _ := s.regionAt(addr)
+	addr, r := f.addr, f.r
 	i := l.Index(uint64(addr))
 	best := s.anonOrder(r, l, i)
 	f.order = max(f.order, best)
+	if best == 0 && r.hint.anonSequential(addr, s.ps) {
+		if done, tried := s.faultAround(d, di, l, f, i); tried {
+			return done, nil
+		}
+	}
 	var head folio.PFN
 	order := best
 	for ; ; order = s.lowerOrder(order) {
@@ -56,10 +63,70 @@ func (s *Space) doAnonymousPage(d *pte.Dir, di int, l *pte.Leaf, f *fault) (bool
 	s.a.SetPageAnonExclusive(head, n)
 	l.SetPTEs(start, pte.Mk(head, anonPTE), n)
 	l.Unlock()
+	r.hint.record(&r.hint.anon, Addr(l.Addr(start)), n)
 	f.applied = f.data != nil
 	s.cnt.faultAlloc[order].Add(1)
 	s.cnt.resident.Add(int64(n))
 	return true, nil
+}
+
+// faultAround serves a sequential write fault on none entry i with order-0
+// folios for the run of none entries around it in its aligned block (and
+// region): one batch allocation, one PTL round trip, each page writable and
+// AnonExclusive as doAnonymousPage would map it. tried is false when it
+// did nothing (no neighbour to map, or memory short: the caller faults the
+// one page, which knows how to wait for memory); done false with tried
+// means a race was lost and the fault retries, as doAnonymousPage's does.
+//
+// Preconditions: mapLock is held for reading; the PTL is not.
+// +checklocksread:s.mapLock
+func (s *Space) faultAround(d *pte.Dir, di int, l *pte.Leaf, f *fault, i int) (done, tried bool) {
+	blo, bhi := s.aroundBlock(l, i, f.r)
+	lo, hi := i, i+1
+	for lo > blo && l.GetLockless(lo-1).None() {
+		lo--
+	}
+	for hi < bhi && l.GetLockless(hi).None() {
+		hi++
+	}
+	n := hi - lo
+	if n < 2 {
+		return false, false
+	}
+	var buf [maxAround]folio.PFN
+	pages := buf[:n]
+	if k := s.a.AllocPages(pages, folio.AllocZero); k < n {
+		putPages(s.a, pages[:k])
+		return false, false
+	}
+	f.store(s.a.PageBytes(pages[i-lo], 1), s.ps) // the pages are still ours alone
+	testhook.Run(testhook.FaultAroundBeforeInstall)
+	if !relock(d, di, l) || l.Shared() || !rangeNone(l, lo, n) {
+		l.Unlock()
+		putPages(s.a, pages)
+		return false, true
+	}
+	for k, pfn := range pages {
+		s.a.FolioAddMapcount(pfn, 1, s.mm)
+		s.a.SetPageAnonExclusive(pfn, 1)
+		l.Set(lo+k, pte.Mk(pfn, anonPTE))
+	}
+	l.Unlock()
+	f.r.hint.record(&f.r.hint.anon, Addr(l.Addr(lo)), n)
+	f.applied = f.data != nil
+	s.cnt.faultAlloc[0].Add(uint64(n))
+	s.cnt.resident.Add(int64(n))
+	s.cnt.faultAround.Add(1)
+	s.cnt.faultAroundPgs.Add(uint64(n - 1))
+	return true, true
+}
+
+// putPages drops the one reference of each of pages, freshly allocated
+// and never mapped.
+func putPages(a *folio.Arena, pages []folio.PFN) {
+	for _, pfn := range pages {
+		a.FolioPut(pfn, 1)
+	}
 }
 
 // anonOrder returns the highest enabled order below the PMD order (which a
