@@ -27,8 +27,9 @@ func (s *Space) doAnonymousPage(d *pte.Dir, di int, l *pte.Leaf, f *fault) (bool
 	i := l.Index(uint64(addr))
 	best := s.anonOrder(r, l, i)
 	f.order = max(f.order, best)
-	if best == 0 && r.hint.anonSequential(addr, s.ps) {
-		if done, tried := s.faultAround(d, di, l, f, i); tried {
+	streak, up := r.hint.next(&r.hint.anon, addr, s.ps)
+	if best == 0 && streak > 0 {
+		if done, tried := s.faultAround(d, di, l, f, i, streak, up); tried {
 			return done, nil
 		}
 	}
@@ -63,33 +64,34 @@ func (s *Space) doAnonymousPage(d *pte.Dir, di int, l *pte.Leaf, f *fault) (bool
 	s.a.SetPageAnonExclusive(head, n)
 	l.SetPTEs(start, pte.Mk(head, anonPTE), n)
 	l.Unlock()
-	r.hint.record(&r.hint.anon, Addr(l.Addr(start)), n)
+	r.hint.record(&r.hint.anon, Addr(l.Addr(start)), n, streak)
 	f.applied = f.data != nil
 	s.cnt.faultAlloc[order].Add(1)
 	s.cnt.resident.Add(int64(n))
 	return true, nil
 }
 
-// faultAround serves a sequential write fault on none entry i with order-0
-// folios for the run of none entries around it in its aligned block (and
-// region): one batch allocation, one PTL round trip, each page writable and
-// AnonExclusive as doAnonymousPage would map it. tried is false when it
-// did nothing (no neighbour to map, or memory short: the caller faults the
-// one page, which knows how to wait for memory); done false with tried
-// means a race was lost and the fault retries, as doAnonymousPage's does.
+// faultAround serves a write fault on none entry i that continues a
+// sequential scan (the streak-th fault in a row) with order-0 folios for
+// every none entry of its window (aroundWindow): one batch allocation, one
+// PTL round trip, each page writable and AnonExclusive as doAnonymousPage
+// would map it. tried is false when it did nothing (nothing else to map in
+// the window, or memory short: the caller faults the one page, which knows
+// how to wait for memory); done false with tried means a race was lost
+// and the fault retries, as doAnonymousPage's does.
 //
 // Preconditions: mapLock is held for reading; the PTL is not.
 // +checklocksread:s.mapLock
-func (s *Space) faultAround(d *pte.Dir, di int, l *pte.Leaf, f *fault, i int) (done, tried bool) {
-	blo, bhi := s.aroundBlock(l, i, f.r)
-	lo, hi := i, i+1
-	for lo > blo && l.GetLockless(lo-1).None() {
-		lo--
+func (s *Space) faultAround(d *pte.Dir, di int, l *pte.Leaf, f *fault, i, streak int, up bool) (done, tried bool) {
+	lo, hi := s.aroundWindow(l, i, f.r, streak, up)
+	var idx [maxAround]int
+	at := idx[:0]
+	for j := lo; j < hi; j++ {
+		if j == i || l.GetLockless(j).None() {
+			at = append(at, j)
+		}
 	}
-	for hi < bhi && l.GetLockless(hi).None() {
-		hi++
-	}
-	n := hi - lo
+	n := len(at)
 	if n < 2 {
 		return false, false
 	}
@@ -99,20 +101,28 @@ func (s *Space) faultAround(d *pte.Dir, di int, l *pte.Leaf, f *fault, i int) (d
 		putPages(s.a, pages[:k])
 		return false, false
 	}
-	f.store(s.a.PageBytes(pages[i-lo], 1), s.ps) // the pages are still ours alone
+	for k, j := range at {
+		if j == i {
+			f.store(s.a.PageBytes(pages[k], 1), s.ps) // the pages are still ours alone
+		}
+	}
 	testhook.Run(testhook.FaultAroundBeforeInstall)
-	if !relock(d, di, l) || l.Shared() || !rangeNone(l, lo, n) {
+	ok := relock(d, di, l) && !l.Shared()
+	for _, j := range at {
+		ok = ok && l.GetRaw(j).None()
+	}
+	if !ok {
 		l.Unlock()
 		putPages(s.a, pages)
 		return false, true
 	}
-	for k, pfn := range pages {
-		s.a.FolioAddMapcount(pfn, 1, s.mm)
-		s.a.SetPageAnonExclusive(pfn, 1)
-		l.Set(lo+k, pte.Mk(pfn, anonPTE))
+	for k, j := range at {
+		s.a.FolioAddMapcount(pages[k], 1, s.mm)
+		s.a.SetPageAnonExclusive(pages[k], 1)
+		l.Set(j, pte.Mk(pages[k], anonPTE))
 	}
 	l.Unlock()
-	f.r.hint.record(&f.r.hint.anon, Addr(l.Addr(lo)), n)
+	f.r.hint.record(&f.r.hint.anon, Addr(l.Addr(lo)), hi-lo, streak)
 	f.applied = f.data != nil
 	s.cnt.faultAlloc[0].Add(uint64(n))
 	s.cnt.resident.Add(int64(n))
