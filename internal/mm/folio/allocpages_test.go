@@ -103,3 +103,31 @@ func TestAllocPagesClosed(t *testing.T) {
 		t.Fatalf("a closed arena gave %d pages", n)
 	}
 }
+
+// TestTryGetN: one grab takes n references (and n pins), through any page
+// of the folio, and fails on a page that belongs to no folio.
+func TestTryGetN(t *testing.T) {
+	a := newTestArena(t, Config{Size: 2 << 20, PageSize: 4096})
+	for _, order := range []int{0, 4} {
+		head, err := a.AllocFolio(order, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := head + PFN(1)<<order - 1
+		if h, ok := a.FolioTryGetN(last, 5); !ok || h != head || a.FolioRef(head) != 6 || a.FolioPincount(head) != 0 {
+			t.Fatalf("order %d: FolioTryGetN(5) = %d, %v: ref %d, pins %d", order, h, ok, a.FolioRef(head), a.FolioPincount(head))
+		}
+		if h, ok := a.FolioTryPinN(last, 3); !ok || h != head || a.FolioRef(head) != 9 || a.FolioPincount(head) != 3 {
+			t.Fatalf("order %d: FolioTryPinN(3) = %d, %v: ref %d, pins %d", order, h, ok, a.FolioRef(head), a.FolioPincount(head))
+		}
+		a.FolioUnpin(head, 3)
+		a.FolioPut(head, 5)
+		a.FolioPut(head, 1) // freed
+		if _, ok := a.FolioTryGetN(last, 2); ok {
+			t.Fatalf("order %d: FolioTryGetN grabbed a freed folio", order)
+		}
+		if _, ok := a.FolioTryPinN(head, 2); ok {
+			t.Fatalf("order %d: FolioTryPinN grabbed a freed folio", order)
+		}
+	}
+}
