@@ -138,7 +138,9 @@ func (s *Space) GrabLockless(addr Addr, max int, want Want) (Run, bool) {
 		return Run{}, false
 	}
 	i := l.Index(uint64(addr))
-	e := l.GetLockless(i)
+	// The entry as stored is enough to choose what to grab: the grab is
+	// validated by the recheck after it, entry by entry.
+	e := l.GetRaw(i)
 	// A shared leaf is read-only to every user, and no page in it counts
 	// as exclusive.
 	if !allows(e, want) || want != 0 && l.Shared() {
@@ -168,12 +170,16 @@ func (s *Space) GrabLockless(addr Addr, max int, want Want) (Run, bool) {
 	// Recheck the entry, and that l is still this space's leaf (gup_fast
 	// rechecks the pmd): a leaf this space dropped may live on for
 	// another space, which writes its pages in place.
-	if !pte.SameMapping(l.GetLockless(i), e) || d.Leaf(di) != l {
+	// Each entry of the run is rechecked on its own, as gup_fast rechecks
+	// each pte: a contpte block read folded before the grab may have been
+	// unfolded since (to zap one of its pages), and only its entries as
+	// they are now say which still map the folio.
+	end := head + folio.PFN(s.a.FolioNrPages(head))
+	n := runAfterGrab(l, i, min(max, int(end-e.PFN())), e)
+	if n == 0 || d.Leaf(di) != l {
 		s.ungrab(head, refs, want)
 		return Run{}, false
 	}
-	end := head + folio.PFN(s.a.FolioNrPages(head))
-	n := l.RunLockless(i, min(max, int(end-e.PFN())), e)
 	if exclusive {
 		if n = s.exclusivePrefix(e.PFN(), n); n == 0 {
 			s.ungrab(head, refs, want)
@@ -227,6 +233,17 @@ func grabRefs(n int, want Want) int {
 		return n
 	}
 	return 1
+}
+
+// runAfterGrab returns how many entries from i on, at most max, map the
+// pages that continue e's with e's permission, each read now, after the
+// grab: 0 if entry i itself no longer maps e's page so.
+func runAfterGrab(l *pte.Leaf, i, max int, e pte.PTE) int {
+	n := 0
+	for n < max && i+n < l.Len() && pte.SameMapping(l.GetRaw(i+n), e.Advance(n)) {
+		n++
+	}
+	return n
 }
 
 // runAhead returns how many entries from i on, at most max, map alike the
