@@ -71,6 +71,11 @@ type PagemapEntry struct {
 // is freed while mapped, exact accounting of mappings, pins and references
 // (a page nobody maps or holds is a leak), and the consistency of every
 // page table and of the arena's allocator. DESIGN.md lists the invariants.
+// Pins and plain references are accounted exactly in race builds and with
+// the invariants build tag (go test -race, go test -tags invariants), where
+// the pin package counts what it holds; the default build, which keeps a
+// pin at its floor cost, verifies that no folio's refcount is below its
+// mappings and pins, but cannot tell a leaked reference from a held one.
 //
 // It locks every space, waits for the accesses and releases in flight, and
 // holds off the deferred split, so it may run while other goroutines use

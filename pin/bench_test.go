@@ -17,7 +17,7 @@ import (
 
 // benchSpace maps and populates one folio of 2^order pages and returns its
 // space and address.
-func benchSpace(b *testing.B, orderOf func(folio.Geometry) int) (*cow.Space, cow.Addr, int) {
+func benchSpace(b testing.TB, orderOf func(folio.Geometry) int) (*cow.Space, cow.Addr, int) {
 	e := spacetest.New(b, 64<<20, 0)
 	order := orderOf(e.A.Geometry())
 	s := e.Space(cow.Options{Orders: cow.Orders(order)})
@@ -56,8 +56,8 @@ func BenchmarkPin(b *testing.B) {
 				s, addr, n := benchSpace(b, fs.order)
 				b.ResetTimer()
 				for range b.N {
-					p, err := take(s, addr, n, m.flags, m.pin)
-					if err != nil {
+					p := new(Pages)
+					if err := p.take(s, addr, n, m.flags, m.pin); err != nil {
 						b.Fatal(err)
 					}
 					p.Release()

@@ -42,7 +42,7 @@ func TestFastPinRefusedWhileForkCopies(t *testing.T) {
 			if p, err := Pin(s, addr, page, Write|FastOnly); !errors.Is(err, ErrFastFailed) || p != nil {
 				t.Errorf("a fast pin during Fork: %v, %v; want ErrFastFailed", p, err)
 			}
-			if pins, _, _ := engine(e.A).Ledger(); pins != 0 {
+			if pins, _, _ := engine(e.A).Outstanding(); pins != 0 {
 				t.Errorf("%d pins held after the refused fast pin", pins)
 			}
 			wg.Add(1)
