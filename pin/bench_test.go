@@ -6,6 +6,8 @@ import (
 
 	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/folio"
+	mmfolio "github.com/anonfolio/anonfolio/internal/mm/folio"
+	"github.com/anonfolio/anonfolio/internal/rounds"
 	"github.com/anonfolio/anonfolio/internal/spacetest"
 )
 
@@ -126,4 +128,73 @@ func report(b *testing.B, pages int, floor float64) {
 	b.ReportMetric(per, "ns/folio")
 	b.ReportMetric(per/float64(pages), "ns/page")
 	b.ReportMetric(per/floor, "x-floor")
+}
+
+// BenchmarkPinReuse is issue 14's goal for pins: Pin and Release of a
+// reused Pages value on the fast path (Get and Release for getFast),
+// against the floor measured in the same interleaved rounds: one
+// FolioTryPinN of the run's pages and one FolioUnpin of the same folio
+// (FolioTryGetN and FolioPut for a Get), the atomics a pin cannot avoid.
+// Reported: the medians (ns/pin, floor-ns/pin), the median of the rounds'
+// ratios with its 10th and 90th percentiles (x-floor), and the heap
+// allocations of one Pin and Release (allocs/pin: 0 in the default build;
+// race and invariants builds register every Pages).
+//
+//	go test -run XXX -bench PinReuse -benchtime 200x ./pin
+func BenchmarkPinReuse(b *testing.B) {
+	const loops = 1000
+	for _, fs := range folioSizes {
+		for _, m := range []struct {
+			name  string
+			flags Flags
+			pin   bool
+		}{{"fast", FastOnly | Write, true}, {"fastRO", FastOnly, true}, {"getFast", FastOnly, false}} {
+			b.Run(fs.name+"/"+m.name, func(b *testing.B) {
+				s, addr, n := benchSpace(b, fs.order)
+				a := engine(s.Arena())
+				me, _ := s.Pagemap(addr)
+				pfn := mmfolio.PFN(me.PFN)
+				head, _, _ := a.PageFolio(pfn)
+				pages := n / s.PageSize()
+				var p Pages
+				one := func() {
+					var err error
+					if m.pin {
+						err = p.Pin(s, addr, n, m.flags)
+					} else {
+						err = p.Get(s, addr, n, m.flags)
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+					p.Release()
+				}
+				floor := func() {
+					if m.pin {
+						a.FolioTryPinN(pfn, pages)
+						a.FolioUnpin(head, pages)
+					} else {
+						a.FolioTryGetN(pfn, pages)
+						a.FolioPut(head, pages)
+					}
+				}
+				r := rounds.New("floor", "pin")
+				for b.Loop() {
+					f := rounds.Time(func() {
+						for range loops {
+							floor()
+						}
+					})
+					o := rounds.Time(func() {
+						for range loops {
+							one()
+						}
+					})
+					r.Add(f/loops, o/loops)
+				}
+				r.Report(b, "ns/pin")
+				b.ReportMetric(testing.AllocsPerRun(100, one), "allocs/pin")
+			})
+		}
+	}
 }
