@@ -44,16 +44,7 @@ var folioSizes = []struct {
 func BenchmarkPin(b *testing.B) {
 	floor := pinFloor(b)
 	for _, fs := range folioSizes {
-		for _, m := range []struct {
-			name  string
-			flags Flags
-			pin   bool
-		}{
-			{"fast", FastOnly | Write, true},
-			{"fastRO", FastOnly, true},
-			{"getFast", FastOnly, false},
-			{"slow", SlowOnly | Write, true},
-		} {
+		for _, m := range pinModes {
 			b.Run(fs.name+"/"+m.name, func(b *testing.B) {
 				s, addr, n := benchSpace(b, fs.order)
 				b.ResetTimer()
@@ -144,11 +135,7 @@ func report(b *testing.B, pages int, floor float64) {
 func BenchmarkPinReuse(b *testing.B) {
 	const loops = 1000
 	for _, fs := range folioSizes {
-		for _, m := range []struct {
-			name  string
-			flags Flags
-			pin   bool
-		}{{"fast", FastOnly | Write, true}, {"fastRO", FastOnly, true}, {"getFast", FastOnly, false}} {
+		for _, m := range pinModes[:3] {
 			b.Run(fs.name+"/"+m.name, func(b *testing.B) {
 				s, addr, n := benchSpace(b, fs.order)
 				a := engine(s.Arena())
@@ -157,18 +144,7 @@ func BenchmarkPinReuse(b *testing.B) {
 				head, _, _ := a.PageFolio(pfn)
 				pages := n / s.PageSize()
 				var p Pages
-				one := func() {
-					var err error
-					if m.pin {
-						err = p.Pin(s, addr, n, m.flags)
-					} else {
-						err = p.Get(s, addr, n, m.flags)
-					}
-					if err != nil {
-						b.Fatal(err)
-					}
-					p.Release()
-				}
+				one := m.cycle(b, &p, s, addr, n)
 				floor := func() {
 					if m.pin {
 						a.FolioTryPinN(pfn, pages)
@@ -196,5 +172,39 @@ func BenchmarkPinReuse(b *testing.B) {
 				b.ReportMetric(testing.AllocsPerRun(100, one), "allocs/pin")
 			})
 		}
+	}
+}
+
+// pinMode is one way to take pages: the benchmarks' and the allocation
+// test's matrix.
+type pinMode struct {
+	name  string
+	flags Flags
+	pin   bool
+}
+
+// pinModes: the fast path, read-write and read-only, a fast Get, and the
+// slow path.
+var pinModes = []pinMode{
+	{"fast", FastOnly | Write, true},
+	{"fastRO", FastOnly, true},
+	{"getFast", FastOnly, false},
+	{"slow", SlowOnly | Write, true},
+}
+
+// cycle returns a function that takes [addr, addr+n) of s into p as m
+// says (Pin or Get) and releases it.
+func (m pinMode) cycle(tb testing.TB, p *Pages, s *cow.Space, addr cow.Addr, n int) func() {
+	return func() {
+		var err error
+		if m.pin {
+			err = p.Pin(s, addr, n, m.flags)
+		} else {
+			err = p.Get(s, addr, n, m.flags)
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		p.Release()
 	}
 }

@@ -99,26 +99,11 @@ func TestPinAllocations(t *testing.T) {
 		t.Skip("race and invariants builds register every Pages (a map insert): -race allocates by design")
 	}
 	for _, fs := range folioSizes {
-		for _, m := range []struct {
-			name  string
-			flags Flags
-			pin   bool
-		}{{"fast", FastOnly | Write, true}, {"fastRO", FastOnly, true}, {"getFast", FastOnly, false}, {"slow", SlowOnly | Write, true}} {
+		for _, m := range pinModes {
 			t.Run(fmt.Sprintf("%s/%s", fs.name, m.name), func(t *testing.T) {
 				s, addr, n := benchSpace(t, fs.order)
 				var p Pages
-				take := func() {
-					var err error
-					if m.pin {
-						err = p.Pin(s, addr, n, m.flags)
-					} else {
-						err = p.Get(s, addr, n, m.flags)
-					}
-					if err != nil {
-						t.Fatal(err)
-					}
-					p.Release()
-				}
+				take := m.cycle(t, &p, s, addr, n)
 				take() // sizes the arrays
 				if allocs := testing.AllocsPerRun(200, take); allocs != 0 {
 					t.Fatalf("%.1f allocations per take and release of a reused Pages", allocs)
