@@ -111,6 +111,24 @@ func (l *Leaf) RunLockless(i, max int, e PTE) int {
 	return min(n, max)
 }
 
+// RunRaw returns how many entries from i on, at most max, map the pages
+// that continue e's with e's permission (SameMapping: access bits and Cont
+// aside), each entry read once as stored, without the PTL: the run a
+// lockless walker rechecks entry by entry after it grabbed the folio, as
+// gup_fast rechecks each pte. 0 if entry i itself does not.
+func (l *Leaf) RunRaw(i, max int, e PTE) int {
+	ptes := l.ptes[i:min(i+max, len(l.ptes))]
+	const ignore = accessBits | Cont
+	want := e &^ ignore
+	for n := range ptes {
+		if PTE(ptes[n].Load())&^ignore != want {
+			return n
+		}
+		want = want.Advance(1)
+	}
+	return len(ptes)
+}
+
 // SetPTEs maps nr consecutive pages of one folio at entries [i, i+nr),
 // starting with p (set_ptes). The entries must be none. Blocks that the
 // range covers whole, at a block-aligned PFN, are set with Cont; the
