@@ -175,7 +175,7 @@ func (s *Space) GrabLockless(addr Addr, max int, want Want) (Run, bool) {
 	// unfolded since (to zap one of its pages), and only its entries as
 	// they are now say which still map the folio.
 	end := head + folio.PFN(s.a.FolioNrPages(head))
-	n := runAfterGrab(l, i, min(max, int(end-e.PFN())), e)
+	n := l.RunRaw(i, min(max, int(end-e.PFN())), e)
 	if n == 0 || d.Leaf(di) != l {
 		s.ungrab(head, refs, want)
 		return Run{}, false
@@ -233,17 +233,6 @@ func grabRefs(n int, want Want) int {
 		return n
 	}
 	return 1
-}
-
-// runAfterGrab returns how many entries from i on, at most max, map the
-// pages that continue e's with e's permission, each read now, after the
-// grab: 0 if entry i itself no longer maps e's page so.
-func runAfterGrab(l *pte.Leaf, i, max int, e pte.PTE) int {
-	n := 0
-	for n < max && i+n < l.Len() && pte.SameMapping(l.GetRaw(i+n), e.Advance(n)) {
-		n++
-	}
-	return n
 }
 
 // runAhead returns how many entries from i on, at most max, map alike the
