@@ -126,10 +126,12 @@ func report(b *testing.B, pages int, floor float64) {
 // against the floor measured in the same interleaved rounds: one
 // FolioTryPinN of the run's pages and one FolioUnpin of the same folio
 // (FolioTryGetN and FolioPut for a Get), the atomics a pin cannot avoid.
-// Reported: the medians (ns/pin, floor-ns/pin), the median of the rounds'
-// ratios with its 10th and 90th percentiles (x-floor), and the heap
-// allocations of one Pin and Release (allocs/pin: 0 in the default build;
-// race and invariants builds register every Pages).
+// A third contender takes a new *Pages each time (new-ns/pin), as the
+// functions Pin and Get do. Reported: the medians (ns/pin, floor-ns/pin,
+// new-ns/pin), the median of the rounds' ratios to the floor with its 10th
+// and 90th percentiles (x-floor, new-x-floor), and the heap allocations of
+// one Pin and Release of the reused value (allocs/pin: 0 in the default
+// build; race and invariants builds register every Pages).
 //
 //	go test -run XXX -bench PinReuse -benchtime 200x ./pin
 func BenchmarkPinReuse(b *testing.B) {
@@ -154,7 +156,13 @@ func BenchmarkPinReuse(b *testing.B) {
 						a.FolioPut(head, pages)
 					}
 				}
-				r := rounds.New("floor", "pin")
+				// The function Pin (or Get) and Release, a new *Pages each
+				// time: what a caller without a value of its own pays.
+				fresh := func() {
+					q := new(Pages)
+					m.cycle(b, q, s, addr, n)()
+				}
+				r := rounds.New("floor", "pin", "new")
 				for b.Loop() {
 					f := rounds.Time(func() {
 						for range loops {
@@ -166,7 +174,12 @@ func BenchmarkPinReuse(b *testing.B) {
 							one()
 						}
 					})
-					r.Add(f/loops, o/loops)
+					nw := rounds.Time(func() {
+						for range loops {
+							fresh()
+						}
+					})
+					r.Add(f/loops, o/loops, nw/loops)
 				}
 				r.Report(b, "ns/pin")
 				b.ReportMetric(testing.AllocsPerRun(100, one), "allocs/pin")
