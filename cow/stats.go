@@ -29,6 +29,17 @@ type Stats struct {
 	LeafUnshares    uint64 // shared leaves this space took its own copy of, on its first change
 	Collapsed       uint64 // PMD-order folios Advise(Collapse) made (thp_collapse_alloc)
 
+	// Sequential faults are batched: a write fault on an unmapped page
+	// right after (or before) the range its region's previous one mapped
+	// maps the rest of its aligned 64 KiB block with order-0 pages at once,
+	// and a copy-on-write fault right after the previous one copies the
+	// rest of its block at once. Sparse access is never batched. The pages
+	// are counted in FaultAlloc[0] and WPCopy like any others.
+	FaultAround      uint64 // sequential write faults that mapped a block of order-0 pages (fault-around)
+	FaultAroundPages uint64 // pages those mapped beyond the faulting one
+	CopyAround       uint64 // sequential copy-on-write faults that copied a block of pages (copy-around)
+	CopyAroundPages  uint64 // pages those copied beyond the faulting one
+
 	Resident       int64 // pages this space maps now (its RSS; the zero page not counted)
 	PageTableBytes int64 // memory of this space's page tables
 	Regions        int   // regions (VMAs)
@@ -61,6 +72,11 @@ type PagemapEntry struct {
 // is freed while mapped, exact accounting of mappings, pins and references
 // (a page nobody maps or holds is a leak), and the consistency of every
 // page table and of the arena's allocator. DESIGN.md lists the invariants.
+// Pins and plain references are accounted exactly in race builds and with
+// the invariants build tag (go test -race, go test -tags invariants), where
+// the pin package counts what it holds; the default build, which keeps a
+// pin at its floor cost, verifies that no folio's refcount is below its
+// mappings and pins, but cannot tell a leaked reference from a held one.
 //
 // It locks every space, waits for the accesses and releases in flight, and
 // holds off the deferred split, so it may run while other goroutines use

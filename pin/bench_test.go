@@ -6,6 +6,8 @@ import (
 
 	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/folio"
+	mmfolio "github.com/anonfolio/anonfolio/internal/mm/folio"
+	"github.com/anonfolio/anonfolio/internal/rounds"
 	"github.com/anonfolio/anonfolio/internal/spacetest"
 )
 
@@ -17,7 +19,7 @@ import (
 
 // benchSpace maps and populates one folio of 2^order pages and returns its
 // space and address.
-func benchSpace(b *testing.B, orderOf func(folio.Geometry) int) (*cow.Space, cow.Addr, int) {
+func benchSpace(b testing.TB, orderOf func(folio.Geometry) int) (*cow.Space, cow.Addr, int) {
 	e := spacetest.New(b, 64<<20, 0)
 	order := orderOf(e.A.Geometry())
 	s := e.Space(cow.Options{Orders: cow.Orders(order)})
@@ -42,22 +44,13 @@ var folioSizes = []struct {
 func BenchmarkPin(b *testing.B) {
 	floor := pinFloor(b)
 	for _, fs := range folioSizes {
-		for _, m := range []struct {
-			name  string
-			flags Flags
-			pin   bool
-		}{
-			{"fast", FastOnly | Write, true},
-			{"fastRO", FastOnly, true},
-			{"getFast", FastOnly, false},
-			{"slow", SlowOnly | Write, true},
-		} {
+		for _, m := range pinModes {
 			b.Run(fs.name+"/"+m.name, func(b *testing.B) {
 				s, addr, n := benchSpace(b, fs.order)
 				b.ResetTimer()
 				for range b.N {
-					p, err := take(s, addr, n, m.flags, m.pin)
-					if err != nil {
+					p := new(Pages)
+					if err := p.take(s, addr, n, m.flags, m.pin); err != nil {
 						b.Fatal(err)
 					}
 					p.Release()
@@ -126,4 +119,105 @@ func report(b *testing.B, pages int, floor float64) {
 	b.ReportMetric(per, "ns/folio")
 	b.ReportMetric(per/float64(pages), "ns/page")
 	b.ReportMetric(per/floor, "x-floor")
+}
+
+// BenchmarkPinReuse is issue 14's goal for pins: Pin and Release of a
+// reused Pages value on the fast path (Get and Release for getFast),
+// against the floor measured in the same interleaved rounds: one
+// FolioTryPinN of the run's pages and one FolioUnpin of the same folio
+// (FolioTryGetN and FolioPut for a Get), the atomics a pin cannot avoid.
+// A third contender takes a new *Pages each time (new-ns/pin), as the
+// functions Pin and Get do. Reported: the medians (ns/pin, floor-ns/pin,
+// new-ns/pin), the median of the rounds' ratios to the floor with its 10th
+// and 90th percentiles (x-floor, new-x-floor), and the heap allocations of
+// one Pin and Release of the reused value (allocs/pin: 0 in the default
+// build; race and invariants builds register every Pages).
+//
+//	go test -run XXX -bench PinReuse -benchtime 200x ./pin
+func BenchmarkPinReuse(b *testing.B) {
+	const loops = 1000
+	for _, fs := range folioSizes {
+		for _, m := range pinModes[:3] {
+			b.Run(fs.name+"/"+m.name, func(b *testing.B) {
+				s, addr, n := benchSpace(b, fs.order)
+				a := engine(s.Arena())
+				me, _ := s.Pagemap(addr)
+				pfn := mmfolio.PFN(me.PFN)
+				head, _, _ := a.PageFolio(pfn)
+				pages := n / s.PageSize()
+				var p Pages
+				one := m.cycle(b, &p, s, addr, n)
+				floor := func() {
+					if m.pin {
+						a.FolioTryPinN(pfn, pages)
+						a.FolioUnpin(head, pages)
+					} else {
+						a.FolioTryGetN(pfn, pages)
+						a.FolioPut(head, pages)
+					}
+				}
+				// The function Pin (or Get) and Release, a new *Pages each
+				// time: what a caller without a value of its own pays.
+				fresh := func() {
+					q := new(Pages)
+					m.cycle(b, q, s, addr, n)()
+				}
+				r := rounds.New("floor", "pin", "new")
+				for b.Loop() {
+					f := rounds.Time(func() {
+						for range loops {
+							floor()
+						}
+					})
+					o := rounds.Time(func() {
+						for range loops {
+							one()
+						}
+					})
+					nw := rounds.Time(func() {
+						for range loops {
+							fresh()
+						}
+					})
+					r.Add(f/loops, o/loops, nw/loops)
+				}
+				r.Report(b, "ns/pin")
+				b.ReportMetric(testing.AllocsPerRun(100, one), "allocs/pin")
+			})
+		}
+	}
+}
+
+// pinMode is one way to take pages: the benchmarks' and the allocation
+// test's matrix.
+type pinMode struct {
+	name  string
+	flags Flags
+	pin   bool
+}
+
+// pinModes: the fast path, read-write and read-only, a fast Get, and the
+// slow path.
+var pinModes = []pinMode{
+	{"fast", FastOnly | Write, true},
+	{"fastRO", FastOnly, true},
+	{"getFast", FastOnly, false},
+	{"slow", SlowOnly | Write, true},
+}
+
+// cycle returns a function that takes [addr, addr+n) of s into p as m
+// says (Pin or Get) and releases it.
+func (m pinMode) cycle(tb testing.TB, p *Pages, s *cow.Space, addr cow.Addr, n int) func() {
+	return func() {
+		var err error
+		if m.pin {
+			err = p.Pin(s, addr, n, m.flags)
+		} else {
+			err = p.Get(s, addr, n, m.flags)
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		p.Release()
+	}
 }

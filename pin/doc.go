@@ -37,15 +37,27 @@
 //
 // # Accounting
 //
-// Every pin and plain reference is counted in the arena's ledger
-// (folio.Arena.LedgerAdd), so cow.Check verifies refcounts exactly. In race
-// and invariants builds the live Pages are also registered, and a checker
-// registered with cow.Check verifies that every pinned page is
-// AnonExclusive and that each folio's pincount and plain references are
-// exactly those of the live Pages, and that each pinned page is mapped
-// through a leaf that carries the maybe-pinned hint and is shared by no
-// other space. A Release drops the counts inside the arena's ledger gate,
-// which Check freezes, so Check may run while pins come and go.
+// A pin of a run of n pages of one folio takes its n references and n pins
+// with one CAS and one add at the grab, and its release gives them back
+// with two adds: the floor a pin cannot go below. A Pages value reused for
+// one range after another (the methods Pin and Get, in the spirit of
+// runtime.Pinner) allocates nothing.
+//
+// Race and invariants builds (go test -race, go test -tags invariants) also
+// count every pin and plain reference in the arena's ledger
+// (folio.Arena.LedgerAdd) and register the live Pages, so that cow.Check
+// verifies refcounts exactly, and a checker registered with cow.Check
+// verifies that every pinned page is AnonExclusive, that each folio's
+// pincount and plain references are exactly those of the live Pages, and
+// that each pinned page is mapped through a leaf that carries the
+// maybe-pinned hint and is shared by no other space. A Release there drops
+// the counts inside the arena's ledger gate, which Check freezes, so Check
+// may run while pins come and go. The default build leaves the ledger and
+// the gate out of the pin path: they would take three atomics more than
+// the pin itself, for a check only tests run. Its cow.Check still finds a
+// folio whose references are fewer than its mappings and pins, and
+// folio.Arena.Close still refuses, naming the pins, while any is held.
+// References to the zero page are always counted.
 //
 // # Debugging a use after Release
 //

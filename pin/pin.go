@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 
 	"github.com/anonfolio/anonfolio/cow"
 	mm "github.com/anonfolio/anonfolio/internal/mm/cow"
@@ -43,21 +42,45 @@ var ErrFastFailed = errors.New("pin: the fast path could not take the whole rang
 
 // Pages are pages pinned (Pin) or referenced (Get) from a space. They hand
 // out the backing memory of the range until Release.
+//
+// A Pages is also a value its owner reuses, as a runtime.Pinner is: the
+// methods Pin and Get take a range into it and Release gives it back, with
+// no heap allocation once the value has held the most runs it will hold
+// (one for a range within one folio, the common case, from the start):
+//
+//	var p pin.Pages
+//	for ... {
+//		if err := p.Pin(s, addr, n, pin.Write); err != nil { ... }
+//		use(p.Bytes())
+//		p.Release()
+//	}
+//
+// Like a runtime.Pinner, a Pages belongs to one goroutine at a time: its
+// methods must not run concurrently with each other (hand it over with a
+// channel or a mutex), and it must not be copied once used.
 type Pages struct {
+	_      noCopy
 	a      *folio.Arena
 	pin    bool
+	held   bool // between a successful take and Release; see Release
 	flags  Flags
 	addr   cow.Addr // the range asked for, for String
 	length int
 	runs   []run
 	bytes  [][]byte
-	done   atomic.Bool // released
 
 	// The first run and slice live here: a range within one folio, the
-	// common case, costs one allocation.
+	// common case, needs nothing more.
 	run0   [1]run
 	bytes0 [1][]byte
 }
+
+// noCopy makes go vet's copylocks check report a copied Pages, whose runs
+// may point into the original.
+type noCopy struct{}
+
+func (*noCopy) Lock()   {}
+func (*noCopy) Unlock() {}
 
 // run is a run of pages of one folio taken as one unit.
 type run struct {
@@ -71,29 +94,52 @@ type run struct {
 // that writes through the space and through Bytes see each other until
 // Release, whatever Forks happen.
 func Pin(s *cow.Space, addr cow.Addr, length int, flags Flags) (*Pages, error) {
-	return take(s, addr, length, flags, true)
+	p := new(Pages)
+	if err := p.take(s, addr, length, flags, true); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // Get takes plain references on the pages of [addr, addr+length)
 // (FOLL_GET): nothing is unshared, Fork shares them as usual, but no write
 // fault reuses a page while the reference is held.
 func Get(s *cow.Space, addr cow.Addr, length int, flags Flags) (*Pages, error) {
-	return take(s, addr, length, flags, false)
+	p := new(Pages)
+	if err := p.take(s, addr, length, flags, false); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
-func take(space *cow.Space, addr cow.Addr, length int, flags Flags, pin bool) (*Pages, error) {
+// Pin is the function Pin into p, which must hold nothing (a zero Pages,
+// or one released): the pages are p's until p.Release. It allocates
+// nothing once p has held as many runs before. On error p holds nothing.
+// A p that still holds pages is ErrInvalid, and keeps them.
+func (p *Pages) Pin(s *cow.Space, addr cow.Addr, length int, flags Flags) error {
+	return p.take(s, addr, length, flags, true)
+}
+
+// Get is the function Get into p, as Pin is the function Pin.
+func (p *Pages) Get(s *cow.Space, addr cow.Addr, length int, flags Flags) error {
+	return p.take(s, addr, length, flags, false)
+}
+
+func (p *Pages) take(space *cow.Space, addr cow.Addr, length int, flags Flags, pin bool) error {
 	s := (*mm.Space)(space)
 	switch {
+	case p.held:
+		return fmt.Errorf("%w: %v still holds its pages: Release them first", cow.ErrInvalid, p)
 	case !s.Valid():
-		return nil, fmt.Errorf("%w: a nil Space, or one not made by NewSpace or Fork", cow.ErrInvalid)
+		return fmt.Errorf("%w: a nil Space, or one not made by NewSpace or Fork", cow.ErrInvalid)
 	case length <= 0:
-		return nil, fmt.Errorf("%w: length %d", cow.ErrInvalid, length)
+		return fmt.Errorf("%w: length %d", cow.ErrInvalid, length)
 	case flags&^allFlags != 0, flags&(FastOnly|SlowOnly) == FastOnly|SlowOnly:
-		return nil, fmt.Errorf("%w: flags %#x", cow.ErrInvalid, uint(flags))
+		return fmt.Errorf("%w: flags %#x", cow.ErrInvalid, uint(flags))
 	case uint64(addr) >= 1<<pte.VABits || uint64(length) > 1<<pte.VABits-uint64(addr):
-		return nil, fmt.Errorf("%w %#x", cow.ErrFault, uint64(addr))
+		return fmt.Errorf("%w %#x", cow.ErrFault, uint64(addr))
 	}
-	want := mm.WantHold
+	want := mm.WantHold | mm.WantEach
 	if flags&Write != 0 {
 		want |= mm.WantWrite
 	}
@@ -103,11 +149,15 @@ func take(space *cow.Space, addr cow.Addr, length int, flags Flags, pin bool) (*
 	ps := uint64(s.PageSize())
 	first := uint64(addr) &^ (ps - 1)
 	total := int((uint64(addr) + uint64(length) - first + ps - 1) / ps)
-	p := &Pages{a: s.Arena(), pin: pin, flags: flags, addr: addr, length: length}
-	p.runs = p.run0[:0]
-	// Registered before anything is held: a Check from here on counts what
-	// the runs hold as they are taken (in a lockless section, or under the
-	// map lock, both of which Check waits for).
+	p.a, p.pin, p.flags, p.addr, p.length = s.Arena(), pin, flags, addr, length
+	if p.runs == nil {
+		p.runs = p.run0[:0]
+	}
+	// Held from here on, so that the error paths give back what was taken
+	// with Release. Registered before anything is held: a Check from here
+	// on counts what the runs hold as they are taken (in a lockless
+	// section, or under the map lock, both of which Check waits for).
+	p.held = true
 	track(p)
 	done := 0
 	if flags&SlowOnly == 0 {
@@ -118,17 +168,17 @@ func take(space *cow.Space, addr cow.Addr, length int, flags Flags, pin bool) (*
 		if flags&FastOnly != 0 {
 			p.Release()
 			if s.Closed() {
-				return nil, fmt.Errorf("pin: %w", cow.ErrClosed)
+				return fmt.Errorf("pin: %w", cow.ErrClosed)
 			}
-			return nil, ErrFastFailed
+			return ErrFastFailed
 		}
 		if err := p.slow(s, mm.Addr(first+uint64(done)*ps), total-done, want); err != nil {
 			p.Release()
-			return nil, err
+			return err
 		}
 	}
 	p.bytes = p.slices(uint64(addr)%ps, length, int(ps))
-	return p, nil
+	return nil
 }
 
 // fast is GUP-fast: no lock, runs grabbed and rechecked, and for pins the
@@ -183,22 +233,21 @@ func (p *Pages) slow(s *mm.Space, va mm.Addr, left int, want mm.Want) error {
 }
 
 // hold keeps run r, whose folio the walk took one reference (a pin, for
-// Pin) on: one per page.
+// Pin) per page on (WantEach). The ledger counts them only where Check is
+// exact about them (folio.ExactLedger); the zero page's, always.
 func (p *Pages) hold(r mm.Run) {
 	switch {
 	case r.Zero:
 		p.a.LedgerAdd(0, 0, 1) // the zero page outlives no arena
 	case p.pin:
-		if r.N > 1 {
-			p.a.FolioPin(r.Head, r.N-1)
+		if folio.ExactLedger {
+			p.a.LedgerAdd(r.N, 0, 0)
 		}
-		p.a.LedgerAdd(r.N, 0, 0)
 		p.a.FolioMarkHeld(r.Head) // quarantined when freed, in the debug build
 	default:
-		if r.N > 1 {
-			p.a.FolioGet(r.Head, r.N-1)
+		if folio.ExactLedger {
+			p.a.LedgerAdd(0, r.N, 0)
 		}
-		p.a.LedgerAdd(0, r.N, 0)
 		p.a.FolioMarkHeld(r.Head)
 	}
 	p.runs = append(p.runs, run{head: r.Head, pfn: r.PFN, n: r.N, zero: r.Zero})
@@ -213,19 +262,27 @@ func (p *Pages) undo() {
 		case p.pin:
 			p.a.FolioUnpin(r.head, r.n)
 			testhook.Run(testhook.ReleaseMidway)
-			p.a.LedgerAdd(-r.n, 0, 0)
+			if folio.ExactLedger {
+				p.a.LedgerAdd(-r.n, 0, 0)
+			}
 		default:
 			p.a.FolioPut(r.head, r.n)
-			p.a.LedgerAdd(0, -r.n, 0)
+			if folio.ExactLedger {
+				p.a.LedgerAdd(0, -r.n, 0)
+			}
 		}
 	}
 	p.runs = p.runs[:0]
 }
 
 // slices builds Bytes: one slice per physically contiguous run, covering
-// exactly [off, off+length) of the pages.
+// exactly [off, off+length) of the pages, in p's own array or in the one
+// an earlier take grew.
 func (p *Pages) slices(off uint64, length, ps int) [][]byte {
-	out := p.bytes0[:0]
+	out := p.bytes[:0]
+	if cap(out) == 0 {
+		out = p.bytes0[:0]
+	}
 	skip, left := int(off), length
 	for k := 0; k < len(p.runs); {
 		r := p.runs[k]
@@ -260,7 +317,7 @@ func (p *Pages) slices(off uint64, length, ps int) [][]byte {
 // memory is only to be read unless Write was given (and then only while no
 // Fork shared it: that is what Pin is for).
 func (p *Pages) Bytes() [][]byte {
-	if p.done.Load() {
+	if !p.held {
 		return nil
 	}
 	return p.bytes
@@ -272,11 +329,14 @@ func (p *Pages) String() string {
 	if p == nil {
 		return "pin.Pages(nil)"
 	}
+	if p.a == nil {
+		return "pin.Pages(empty)"
+	}
 	kind := "Get"
 	if p.pin {
 		kind = "Pin"
 	}
-	if p.done.Load() {
+	if !p.held {
 		return fmt.Sprintf("pin.Pages(%s of %#x+%d, released)", kind, uint64(p.addr), p.length)
 	}
 	return fmt.Sprintf("pin.Pages(%s of %#x+%d in %d contiguous pieces, flags %v)",
@@ -311,9 +371,18 @@ func (p *Pages) Pinned() bool { return p.pin }
 func (p *Pages) Flags() Flags { return p.flags }
 
 // Release drops the pins or references, freeing folios whose last reference
-// they were. It works after the space was closed; a second call is a no-op.
+// they were. It works after the space was closed; a second call is a no-op,
+// and so is a call on a Pages that holds nothing. Bytes returns nil
+// afterwards, and p may take other pages.
 func (p *Pages) Release() {
-	if p == nil || !p.done.CompareAndSwap(false, true) {
+	if p == nil || !p.held {
+		return
+	}
+	p.held = false
+	p.bytes = p.bytes[:0]
+	if !folio.ExactLedger {
+		untrack(p)
+		p.undo()
 		return
 	}
 	// The folio counts and the ledger change together, as Check sees them.

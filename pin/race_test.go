@@ -42,7 +42,7 @@ func TestFastPinRefusedWhileForkCopies(t *testing.T) {
 			if p, err := Pin(s, addr, page, Write|FastOnly); !errors.Is(err, ErrFastFailed) || p != nil {
 				t.Errorf("a fast pin during Fork: %v, %v; want ErrFastFailed", p, err)
 			}
-			if pins, _, _ := engine(e.A).Ledger(); pins != 0 {
+			if pins, _, _ := engine(e.A).Outstanding(); pins != 0 {
 				t.Errorf("%d pins held after the refused fast pin", pins)
 			}
 			wg.Add(1)
@@ -282,4 +282,39 @@ func TestCheckDuringRelease(t *testing.T) {
 	if err := <-checked; err != nil {
 		t.Fatalf("Check during a Release: %v", err)
 	}
+}
+
+// TestFastPinRacingUnfold: a fast pin of two pages of a contpte block reads
+// the block folded and grabs the folio; before it rechecks, a DontNeed of
+// the second page unfolds the block and zaps that entry. The recheck reads
+// each entry of the run as it is now, so the pin takes only the first page
+// on the fast path and the second, faulted in again, on the slow one:
+// writes through the pin are seen by the space. (Trusting the block read
+// before the grab, it would pin the zapped page, which the space no longer
+// maps.)
+func TestFastPinRacingUnfold(t *testing.T) {
+	e := spacetest.New(t, 16<<20, page)
+	g := e.A.Geometry()
+	s := e.Space(cow.Options{Orders: cow.Orders(g.ContOrder)})
+	addr := e.Map(s, 2<<20, cow.ProtRead|cow.ProtWrite)
+	e.Write(s, addr, spacetest.Fill('f', g.ContPTEs*page))
+	if m, _ := s.Pagemap(addr); !m.Cont {
+		t.Fatalf("the block is not folded: %+v", m)
+	}
+	zap := once(func() {
+		if err := s.Advise(addr+page, page, cow.DontNeed); err != nil {
+			t.Error(err)
+		}
+	})
+	restore := testhook.Set(testhook.LocklessAfterGrab, zap.Run)
+	p, err := Pin(s, addr, 2*page, Write)
+	restore()
+	mustHaveRun(t, zap, "the DontNeed never ran between the grab and the recheck")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeThrough(p, page+5, []byte("through the pin"))
+	e.Expect(s, addr+page+5, []byte("through the pin"))
+	e.Check()
+	p.Release()
 }

@@ -145,7 +145,7 @@ func stressRound(t *testing.T, e *spacetest.Env, s *cow.Space, addr cow.Addr, si
 	for _, c := range children {
 		c.Close()
 	}
-	if pins, gets, _ := engine(e.A).Ledger(); pins != 0 || gets != 0 {
+	if pins, gets, _ := engine(e.A).Outstanding(); pins != 0 || gets != 0 {
 		t.Fatalf("%d pins and %d gets outstanding after every Release", pins, gets)
 	}
 }

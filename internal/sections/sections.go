@@ -87,23 +87,52 @@ func (c *Counter) Synchronize() {
 	c.wait(int(old))
 }
 
-// wait spins until generation g of every shard is empty, yielding now and
-// then so that a section preempted on this P can finish.
+// wait spins until generation g of every shard is empty (see backoff).
 func (c *Counter) wait(g int) {
-	var start time.Time
+	var b backoff
 	for i := range c.shard {
-		for spin := 0; c.shard[i].n[g].Load() != 0; spin++ {
-			if spin&15 == 15 {
-				runtime.Gosched()
-			}
-			if debugStuck > 0 && spin&1023 == 1023 {
-				if start.IsZero() {
-					start = time.Now()
-				} else if time.Since(start) > debugStuck {
-					panic("anonfolio: waited 10 s for a lockless section of a space to end: " +
-						"is a View callback calling Fork, Close, Protect, Unmap or Advise on its own space?")
-				}
-			}
+		for c.shard[i].n[g].Load() != 0 {
+			b.pause()
 		}
+	}
+}
+
+// spinFor is how long a waiter spins before it yields its P: longer than
+// a section that is running takes to finish (a lockless access copies at
+// most 256 KiB), so that the common wait never yields. A yield sends the
+// waiter to the back of the global run queue, behind the GC's workers and
+// every other runnable goroutine: under load that cost Fork milliseconds,
+// for a section that was done a microsecond later.
+const spinFor = 50 * time.Microsecond
+
+// backoff is a waiter's spin: with one P, a section in flight can only
+// finish if the waiter yields, so it yields at once; with more, it spins
+// for up to spinFor, then yields on every check: its P (runtime.Gosched),
+// so that a section whose goroutine was preempted gets one, and its CPU
+// (sched_yield), so that a section whose thread the kernel descheduled
+// (a loaded machine) gets one. A Gosched alone keeps the thread spinning
+// in the scheduler, and the section's thread off the CPU.
+type backoff struct {
+	n        int
+	deadline time.Time
+	yield    bool
+}
+
+func (b *backoff) pause() {
+	if b.n == 0 {
+		b.yield = runtime.GOMAXPROCS(0) == 1
+		b.deadline = time.Now().Add(spinFor)
+	}
+	b.n++
+	if !b.yield && b.n&63 == 0 && time.Now().After(b.deadline) {
+		b.yield = true
+	}
+	if b.yield {
+		runtime.Gosched()
+		osYield()
+	}
+	if debugStuck > 0 && b.n&1023 == 0 && time.Now().After(b.deadline.Add(debugStuck)) {
+		panic("anonfolio: waited 10 s for a lockless section of a space to end: " +
+			"is a View callback calling Fork, Close, Protect, Unmap or Advise on its own space?")
 	}
 }

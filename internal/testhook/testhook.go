@@ -50,6 +50,10 @@ const (
 	// hint to the target leaf and is about to move entries between them,
 	// holding no PTL (the space is not quiesced: lockless paths run).
 	RemapMoving
+	// FaultAroundBeforeInstall: a fault-around allocated and cleared its
+	// batch of pages without the PTL and is about to take it to recheck
+	// that every entry is still none.
+	FaultAroundBeforeInstall
 
 	nrPoints
 )

@@ -5,6 +5,7 @@ import (
 
 	"github.com/anonfolio/anonfolio/internal/mm/folio"
 	"github.com/anonfolio/anonfolio/internal/mm/pte"
+	"github.com/anonfolio/anonfolio/internal/testhook"
 )
 
 // anonPTE is the entry of a page just allocated for a write fault: writable,
@@ -15,16 +16,23 @@ const anonPTE = pte.Present | pte.Write | pte.Dirty | pte.Young
 // with a folio of the highest enabled order whose naturally aligned range
 // lies inside the region and maps nothing yet (alloc_anon_folio), falling
 // back order by order when the arena has no block of that order, and maps
-// every page of it writable and AnonExclusive.
+// every page of it writable and AnonExclusive. When that is order 0 and the
+// fault continues the region's previous one, it maps the rest of the
+// aligned block too (faultAround).
 //
 // Preconditions: mapLock is held for reading; the PTL is not.
 // +checklocksread:s.mapLock
 func (s *Space) doAnonymousPage(d *pte.Dir, di int, l *pte.Leaf, f *fault) (bool, error) {
-	addr := f.addr
-	r, _ := s.regionAt(addr)
+	addr, r := f.addr, f.r
 	i := l.Index(uint64(addr))
 	best := s.anonOrder(r, l, i)
 	f.order = max(f.order, best)
+	streak, up := r.hint.next(&r.hint.anon, addr, s.ps)
+	if best == 0 && streak > 0 {
+		if done, tried := s.faultAround(d, di, l, f, i, streak, up); tried {
+			return done, nil
+		}
+	}
 	var head folio.PFN
 	order := best
 	for ; ; order = s.lowerOrder(order) {
@@ -41,7 +49,7 @@ func (s *Space) doAnonymousPage(d *pte.Dir, di int, l *pte.Leaf, f *fault) (bool
 	n := 1 << order
 	start := i &^ (n - 1)
 	f.store(s.a.PageBytes(head+folio.PFN(i-start), 1), s.ps) // the folio is still ours alone
-	if !relock(d, di, l) || l.Shared() || !rangeNoneOrZero(l, start, n) || order == 0 && !l.GetRaw(i).None() {
+	if !relock(d, di, l) || l.Shared() || !rangeNoneOrZero(l, start, n) {
 		// Lost a race with another fault in the range (theirs stands), or
 		// the leaf changed under us: try again.
 		l.Unlock()
@@ -62,10 +70,79 @@ func (s *Space) doAnonymousPage(d *pte.Dir, di int, l *pte.Leaf, f *fault) (bool
 	}
 	l.SetPTEs(start, pte.Mk(head, anonPTE), n)
 	l.Unlock()
+	r.hint.record(&r.hint.anon, Addr(l.Addr(start)), n, streak)
 	f.applied = f.data != nil
 	s.cnt.faultAlloc[order].Add(1)
 	s.cnt.resident.Add(int64(n))
 	return true, nil
+}
+
+// faultAround serves a write fault on none entry i that continues a
+// sequential scan (the streak-th fault in a row) with order-0 folios for
+// every none entry of its window (aroundWindow): one batch allocation, one
+// PTL round trip, each page writable and AnonExclusive as doAnonymousPage
+// would map it. tried is false when it did nothing (nothing else to map in
+// the window, or memory short: the caller faults the one page, which knows
+// how to wait for memory); done false with tried means a race was lost
+// and the fault retries, as doAnonymousPage's does.
+//
+// Preconditions: mapLock is held for reading; the PTL is not.
+// +checklocksread:s.mapLock
+func (s *Space) faultAround(d *pte.Dir, di int, l *pte.Leaf, f *fault, i, streak int, up bool) (done, tried bool) {
+	lo, hi := s.aroundWindow(l, i, f.r, streak, up)
+	var idx [maxAround]int
+	at := idx[:0]
+	for j := lo; j < hi; j++ {
+		if j == i || l.GetLockless(j).None() {
+			at = append(at, j)
+		}
+	}
+	n := len(at)
+	if n < 2 {
+		return false, false
+	}
+	var buf [maxAround]folio.PFN
+	pages := buf[:n]
+	if k := s.a.AllocPages(pages, folio.AllocZero); k < n {
+		putPages(s.a, pages[:k])
+		return false, false
+	}
+	for k, j := range at {
+		if j == i {
+			f.store(s.a.PageBytes(pages[k], 1), s.ps) // the pages are still ours alone
+		}
+	}
+	testhook.Run(testhook.FaultAroundBeforeInstall)
+	ok := relock(d, di, l) && !l.Shared()
+	for _, j := range at {
+		ok = ok && l.GetRaw(j).None()
+	}
+	if !ok {
+		l.Unlock()
+		putPages(s.a, pages)
+		return false, true
+	}
+	for k, j := range at {
+		s.a.FolioAddMapcount(pages[k], 1, s.mm)
+		s.a.SetPageAnonExclusive(pages[k], 1)
+		l.Set(j, pte.Mk(pages[k], anonPTE))
+	}
+	l.Unlock()
+	f.r.hint.record(&f.r.hint.anon, Addr(l.Addr(lo)), hi-lo, streak)
+	f.applied = f.data != nil
+	s.cnt.faultAlloc[0].Add(uint64(n))
+	s.cnt.resident.Add(int64(n))
+	s.cnt.faultAround.Add(1)
+	s.cnt.faultAroundPgs.Add(uint64(n - 1))
+	return true, true
+}
+
+// putPages drops the one reference of each of pages, freshly allocated
+// and never mapped.
+func putPages(a *folio.Arena, pages []folio.PFN) {
+	for _, pfn := range pages {
+		a.FolioPut(pfn, 1)
+	}
 }
 
 // anonOrder returns the highest enabled order below the PMD order (which a

@@ -9,6 +9,7 @@ import (
 
 	"github.com/anonfolio/anonfolio/internal/kernel"
 	"github.com/anonfolio/anonfolio/internal/mm/folio"
+	"github.com/anonfolio/anonfolio/internal/rounds"
 )
 
 // The benchmarks report each figure of ours next to its baseline, measured
@@ -62,8 +63,15 @@ func touchPages(b *testing.B, s *Space, addr Addr, size int) {
 // BenchmarkFault: a write fault per folio, reported per 4 KiB page, at each
 // order, against streaming memclr of the same bytes (fault ≤ 1.2× memclr is
 // the target) and against the kernel's own first-touch fault on a plain
-// 4 KiB-page mapping. Memory is dirty (reused), so the fault zeroes it, as
-// the kernel's clear_page does.
+// 4 KiB-page mapping, the three timed one after the other in each round
+// (the machine is shared: see internal/rounds). Memory is dirty (reused),
+// so the fault zeroes it, as the kernel's clear_page does. Order 0 writes
+// the pages in order, so fault-around maps them a 64 KiB block at a time;
+// order0/sparse writes one page per 64 KiB, which must fault one page at
+// a time (resident memory is the pages touched, or the benchmark fails),
+// reported per fault.
+//
+//	go test -run XXX -bench 'Fault/order0' -benchtime 10x ./internal/mm/cow
 func BenchmarkFault(b *testing.B) {
 	const size = 256 << 20
 	a := benchArena(b, size+8<<20)
@@ -79,25 +87,45 @@ func BenchmarkFault(b *testing.B) {
 			defer s.Close()
 			addr, _ := s.Map(size, ProtRead|ProtWrite)
 			touchPages(b, s, addr, size) // dirty the arena once
-			var ours, clr, kern float64
+			r := rounds.New("memclr", "fault", "kernel")
 			for b.Loop() {
-				b.StopTimer()
 				s.Advise(addr, size, DontNeed)
-				clr += streamClear(scratch)
-				kern += kernelTouch(b, km, km.Drop)
-				b.StartTimer()
-				start := time.Now()
-				touchPages(b, s, addr, size)
-				ours += float64(time.Since(start).Nanoseconds()) / (size / 4096)
+				clr := streamClear(scratch)
+				ours := rounds.Time(func() { touchPages(b, s, addr, size) }) / (size / 4096)
+				kern := kernelTouch(b, km, km.Drop)
+				r.Add(clr, ours, kern)
 			}
-			n := float64(b.N)
-			b.ReportMetric(ours/n, "ns/4KiB")
-			b.ReportMetric(clr/n, "memclr-ns/4KiB")
-			b.ReportMetric(ours/clr, "ratio-to-memclr")
-			b.ReportMetric(kern/n, "kernel-ns/4KiB")
-			b.ReportMetric(ours/kern, "ratio-to-kernel")
+			r.Report(b, "ns/4KiB")
 		})
 	}
+	b.Run("order0/sparse", func(b *testing.B) {
+		const stride = 64 << 10
+		s, err := NewSpace(a, Options{Orders: Orders()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		addr, _ := s.Map(size, ProtRead|ProtWrite)
+		touchPages(b, s, addr, size)
+		one := []byte{1}
+		r := rounds.New("memclr", "fault")
+		for b.Loop() {
+			s.Advise(addr, size, DontNeed)
+			clr := streamClear(scratch)
+			ours := rounds.Time(func() {
+				for off := 0; off < size; off += stride {
+					if _, err := s.WriteAt(one, int64(addr)+int64(off)); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}) / (size / stride)
+			if st := s.Stats(); st.Resident != size/stride {
+				b.Fatalf("sparse writes: %d pages resident, %d touched", st.Resident, size/stride)
+			}
+			r.Add(clr, ours)
+		}
+		r.Report(b, "ns/fault")
+	})
 }
 
 // kernelMapping maps and populates size bytes of plain 4 KiB-page memory
@@ -125,11 +153,15 @@ func kernelTouch(b *testing.B, m *kernel.Mapping, prep func() error) float64 {
 	return float64(time.Since(start).Nanoseconds()) / float64(len(m.B)/4096)
 }
 
-// BenchmarkCOWFault: a write to each page of a forked space, every one a
-// COW copy of 4 KiB (CopyPage; with CopyFolio, the first write to a folio
-// copies it whole and the rest need no fault), against streaming memmove of 4 KiB blocks
-// (COW ≤ 1.3× memmove is the target) and against the kernel's COW fault: a
-// write to each page of a plain mapping while a fork()ed child holds it.
+// BenchmarkCOWFault: a write to each page of a forked space, in order,
+// every one a COW copy of 4 KiB (CopyPage; copy-around copies a 64 KiB
+// block per fault once the scan is under way; with CopyFolio, the first
+// write to a folio copies it whole and the rest need no fault), against
+// streaming memmove of 4 KiB blocks timed in the same rounds (COW ≤ 1.3×
+// memmove is the target) and against the kernel's COW fault: a write to
+// each page of a plain mapping while a fork()ed child holds it.
+//
+//	go test -run XXX -bench 'COWFault/order0$' -benchtime 10x ./internal/mm/cow
 func BenchmarkCOWFault(b *testing.B) {
 	const size = 128 << 20
 	// The kernel's side first, before the memory of ours exists: a fork
@@ -158,31 +190,23 @@ func BenchmarkCOWFault(b *testing.B) {
 			defer s.Close()
 			addr, _ := s.Map(size, ProtRead|ProtWrite)
 			touchPages(b, s, addr, size)
-			var ours, mv float64
+			r := rounds.New("memmove", "cow")
 			for b.Loop() {
-				b.StopTimer()
 				c, err := s.Fork()
 				if err != nil {
 					b.Fatal(err)
 				}
-				mv += streamCopy(dst, src)
-				b.StartTimer()
-				start := time.Now()
-				touchPages(b, s, addr, size)
-				ours += float64(time.Since(start).Nanoseconds()) / (size / 4096)
-				b.StopTimer()
+				mv := streamCopy(dst, src)
+				ours := rounds.Time(func() { touchPages(b, s, addr, size) }) / (size / 4096)
+				r.Add(mv, ours)
 				c.Close()
-				b.StartTimer()
 			}
 			if st := s.Stats(); st.WPCopy == 0 {
 				b.Fatal("no COW copy happened")
 			}
-			n := float64(b.N)
-			b.ReportMetric(ours/n, "ns/4KiB")
-			b.ReportMetric(mv/n, "memmove-ns/4KiB")
-			b.ReportMetric(ours/mv, "ratio-to-memmove")
+			r.Report(b, "ns/4KiB")
 			b.ReportMetric(kern, "kernel-ns/4KiB")
-			b.ReportMetric(ours/n/kern, "ratio-to-kernel")
+			b.ReportMetric(r.Median(1)/kern, "x-kernel")
 		})
 	}
 }

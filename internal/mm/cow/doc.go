@@ -66,6 +66,17 @@
 // outlives it: it write-protects the folios whose references exceed their
 // mappings, so that the remaining user copies them on its next write.
 //
+// # Sequential faults
+//
+// A region remembers the range its last write fault on unmapped pages
+// mapped and the range its last COW fault copied (faulthint.go). A fault
+// next to that range continues a scan and is batched: fault-around maps a
+// run of order-0 pages (anon.go), copy-around copies a run of pages
+// (copyaround.go), the run doubling with each fault in a row up to the
+// end of the aligned 64 KiB block. Each page of a batch is mapped or
+// copied under the same rules as a single fault's page, and rechecked on
+// its own.
+//
 // # Lock order
 //
 //	arenaState.splitMu                       one deferred-split pass, or one Check

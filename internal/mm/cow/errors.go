@@ -62,7 +62,7 @@ func busyErr() error { return ErrBusy }
 func (s *Space) noMemory(err error, op string) error {
 	st := s.a.Stats()
 	ps := int64(s.ps)
-	pins, gets, _ := s.a.Ledger()
+	pins, gets, _ := s.a.Outstanding()
 	var copied uint64
 	var spaces []string
 	for _, sp := range s.as.liveSpaces() {

@@ -43,11 +43,15 @@ const (
 	// recheck fails. Counting it later leaves a window where a split finds
 	// no pin and a Fork shares the pinned page.
 	WantPin
+	// WantEach: the run is held with one reference (one pin, with WantPin)
+	// per page, all taken at the grab with one atomic operation
+	// (try_grab_folio's refs), not one for the run.
+	WantEach
 )
 
 // Run is a run of consecutive pages of one folio that a walk found and
 // grabbed: one reference is taken on the folio (none for the zero page),
-// one pin with WantPin.
+// one pin with WantPin; with WantEach, one per page of the run.
 type Run struct {
 	Head folio.PFN // the folio
 	PFN  folio.PFN // the first page of the run
@@ -115,14 +119,15 @@ func (s *Space) GrabLockless(addr Addr, max int, want Want) (Run, bool) {
 		if !allows(e, want) {
 			return Run{}, false
 		}
-		head, ok := s.tryGrab(e.PFN(), want)
+		n := min(max, s.geo.TableEntries-k)
+		refs := grabRefs(n, want)
+		head, ok := s.tryGrab(e.PFN(), refs, want)
 		if !ok {
 			return Run{}, false
 		}
 		testhook.Run(testhook.LocklessAfterGrab)
-		n := min(max, s.geo.TableEntries-k)
 		if !pte.SameMapping(d.Huge(di), h) || exclusive && !s.a.PagesAnonExclusive(e.PFN(), n) {
-			s.ungrab(head, want)
+			s.ungrab(head, refs, want)
 			return Run{}, false
 		}
 		testhook.Run(testhook.LocklessAfterRecheck)
@@ -133,7 +138,9 @@ func (s *Space) GrabLockless(addr Addr, max int, want Want) (Run, bool) {
 		return Run{}, false
 	}
 	i := l.Index(uint64(addr))
-	e := l.GetLockless(i)
+	// The entry as stored is enough to choose what to grab: the grab is
+	// validated by the recheck after it, entry by entry.
+	e := l.GetRaw(i)
 	// A shared leaf is read-only to every user, and no page in it counts
 	// as exclusive.
 	if !allows(e, want) || want != 0 && l.Shared() {
@@ -151,7 +158,11 @@ func (s *Space) GrabLockless(addr Addr, max int, want Want) (Run, bool) {
 	if want&WantHold != 0 {
 		l.SetMaybeHeld() // for a Close that leaves the leaf to others: see wrProtectLeft
 	}
-	head, ok := s.tryGrab(e.PFN(), want)
+	refs := 1
+	if want&WantEach != 0 {
+		refs = s.runAhead(l, i, max, e)
+	}
+	head, ok := s.tryGrab(e.PFN(), refs, want)
 	if !ok {
 		return Run{}, false
 	}
@@ -159,48 +170,80 @@ func (s *Space) GrabLockless(addr Addr, max int, want Want) (Run, bool) {
 	// Recheck the entry, and that l is still this space's leaf (gup_fast
 	// rechecks the pmd): a leaf this space dropped may live on for
 	// another space, which writes its pages in place.
-	if !pte.SameMapping(l.GetLockless(i), e) || d.Leaf(di) != l {
-		s.ungrab(head, want)
+	// Each entry of the run is rechecked on its own, as gup_fast rechecks
+	// each pte: a contpte block read folded before the grab may have been
+	// unfolded since (to zap one of its pages), and only its entries as
+	// they are now say which still map the folio.
+	end := head + folio.PFN(s.a.FolioNrPages(head))
+	n := l.RunRaw(i, min(max, int(end-e.PFN())), e)
+	if n == 0 || d.Leaf(di) != l {
+		s.ungrab(head, refs, want)
 		return Run{}, false
 	}
-	end := head + folio.PFN(s.a.FolioNrPages(head))
-	n := l.RunLockless(i, min(max, int(end-e.PFN())), e)
 	if exclusive {
 		if n = s.exclusivePrefix(e.PFN(), n); n == 0 {
-			s.ungrab(head, want)
+			s.ungrab(head, refs, want)
 			return Run{}, false
 		}
+	}
+	if want&WantEach != 0 {
+		// The run as rechecked: never more pages than references taken,
+		// and the references of pages it lost given back.
+		if n < refs {
+			s.ungrab(head, refs-n, want)
+		}
+		n = min(n, refs)
 	}
 	testhook.Run(testhook.LocklessAfterRecheck)
 	return Run{Head: head, PFN: e.PFN(), N: n}, true
 }
 
-// tryGrab takes the lockless reference on the folio of pfn: a pin with
-// WantPin (try_grab_folio with FOLL_PIN), a plain reference otherwise.
-func (s *Space) tryGrab(pfn folio.PFN, want Want) (folio.PFN, bool) {
+// tryGrab takes n lockless references on the folio of pfn: pins with
+// WantPin (try_grab_folio with FOLL_PIN), plain references otherwise.
+func (s *Space) tryGrab(pfn folio.PFN, n int, want Want) (folio.PFN, bool) {
 	if want&WantPin != 0 {
-		return s.a.FolioTryPin(pfn)
+		return s.a.FolioTryPinN(pfn, n)
 	}
-	return s.a.FolioTryGet(pfn)
+	return s.a.FolioTryGetN(pfn, n)
 }
 
-// ungrab drops what tryGrab took.
-func (s *Space) ungrab(head folio.PFN, want Want) {
+// ungrab drops n of what tryGrab took.
+func (s *Space) ungrab(head folio.PFN, n int, want Want) {
 	if want&WantPin != 0 {
-		s.a.FolioUnpin(head, 1)
+		s.a.FolioUnpin(head, n)
 	} else {
-		s.a.FolioPut(head, 1)
+		s.a.FolioPut(head, n)
 	}
 }
 
-// grabLocked takes the reference of a run found under its lock: a pin
+// grabLocked takes the n references of a run found under its lock: pins
 // with WantPin.
-func (s *Space) grabLocked(head folio.PFN, want Want) {
+func (s *Space) grabLocked(head folio.PFN, n int, want Want) {
 	if want&WantPin != 0 {
-		s.a.FolioPin(head, 1)
+		s.a.FolioPin(head, n)
 	} else {
-		s.a.FolioGet(head, 1)
+		s.a.FolioGet(head, n)
 	}
+}
+
+// grabRefs is how many references a grab of a run of n pages takes: one
+// per page with WantEach, else one.
+func grabRefs(n int, want Want) int {
+	if want&WantEach != 0 {
+		return n
+	}
+	return 1
+}
+
+// runAhead returns how many entries from i on, at most max, map alike the
+// pages of e's folio that follow e's, read without a lock before the grab:
+// the references a WantEach grab takes, the run being rechecked after it.
+func (s *Space) runAhead(l *pte.Leaf, i, max int, e pte.PTE) int {
+	head, order, ok := s.a.PageFolio(e.PFN())
+	if !ok {
+		return 1 // the grab fails
+	}
+	return l.RunLockless(i, min(max, int(head+folio.PFN(1)<<order-e.PFN())), e)
 }
 
 // allows reports whether entry e allows an access wanting want (not
@@ -272,7 +315,7 @@ func (m Locked) Grab(addr Addr, max int, want Want) (Run, FaultNeeded) {
 			// (Huge entries are never shared: Fork copies them.)
 			return Run{}, need
 		}
-		s.grabLocked(h.PFN(), want)
+		s.grabLocked(h.PFN(), grabRefs(n, want), want)
 		return Run{Head: h.PFN(), PFN: e.PFN(), N: n}, NoFault
 	}
 	l := d.Leaf(di)
@@ -301,7 +344,6 @@ func (m Locked) Grab(addr Addr, max int, want Want) (Run, FaultNeeded) {
 		l.SetMaybeHeld()
 	}
 	head, _ := s.pageFolio(e.PFN())
-	s.grabLocked(head, want)
 	end := head + folio.PFN(s.a.FolioNrPages(head))
 	n := 1
 	for n < max && i+n < l.Len() && e.PFN()+folio.PFN(n) < end && pte.SameMapping(l.GetRaw(i+n), e.Advance(n)) {
@@ -310,6 +352,7 @@ func (m Locked) Grab(addr Addr, max int, want Want) (Run, FaultNeeded) {
 	if exclusive {
 		n = s.exclusivePrefix(e.PFN(), n) // at least 1: checked above
 	}
+	s.grabLocked(head, grabRefs(n, want), want) // the PTL keeps the run as it is
 	return Run{Head: head, PFN: e.PFN(), N: n}, NoFault
 }
 

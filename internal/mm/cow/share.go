@@ -37,11 +37,21 @@ func relock(d *pte.Dir, di int, l *pte.Leaf) bool {
 }
 
 // unshareLeaf gives this space a private copy of slot di's leaf l if l is
-// shared: the copy maps the same pages, each folio batch gaining this
-// space's mappings and references, all pages losing AnonExclusive and both
-// sides write-protected (a COW fork of one leaf). If this space was l's
-// accounting user, the accounting of l's mappings moves to its next user.
-// It does nothing if l is no longer in the slot or no longer shared.
+// shared: the copy maps the same pages, each folio batch gaining one
+// mapping and one reference per page, all pages losing AnonExclusive and
+// both sides write-protected (a COW fork of one leaf, copy_pte_range). If
+// this space was l's accounting user, the accounting of l's mappings moves
+// to its next user. It does nothing if l is no longer in the slot or no
+// longer shared.
+//
+// It is the first write into a leaf after a Fork, paid by a writer, so it
+// is kept tight: each folio batch (folio_pte_batch; one entry for an order-0
+// folio) costs one reference and one mapcount update, AnonExclusive is
+// cleared a run of consecutive pages at a time, and when the accounting
+// moves, the batch's new mappings are counted to the next user at once
+// instead of to this space and then moved: the outcome is the same (this
+// space's count unchanged, the next user's up by the batch), one update
+// instead of three. Then one pass write-protects and copies the entries.
 //
 // Preconditions: mapLock is held (reading suffices); no PTL is held.
 // +checklocksread:s.mapLock
@@ -58,31 +68,69 @@ func (s *Space) unshareLeaf(d *pte.Dir, di int, l *pte.Leaf) {
 	}
 	cp := d.NewLeaf(di)
 	cp.Lock()
-	// Write-protect the whole leaf in one pass (its blocks stay folded),
-	// then copy it batch by batch: the pages are now mapped twice.
-	l.WrProtect(0, l.Len())
-	for i := 0; i < l.Len(); {
-		e := l.GetRaw(i)
-		switch {
-		case e.None():
-			i++
-		case e.Zero():
-			l.CopyPTEs(cp, i, 1, false)
-			i++
-		default:
-			head, n := s.batchAt(l, i, l.Len(), e, pte.Dirty|pte.Young)
-			s.a.FolioGet(head, n)
-			s.a.FolioAddMapcount(head, n, s.mm)
-			s.a.ClearPageAnonExclusive(e.PFN(), n)
-			l.CopyPTEs(cp, i, n, false)
-			i += n
-		}
+	// Whose count the new mappings raise: this space's, unless it hands
+	// the accounting of l's mappings on (ReplaceLeafLocked below).
+	acct := s.mm
+	moving := folio.MMID(l.Users()[0]) == s.mm
+	if moving {
+		acct = folio.MMID(l.Users()[1])
 	}
-	if d.ReplaceLeafLocked(di, l, cp) {
-		s.moveAccounting(l, folio.MMID(l.Users()[0]))
+	// Account the folio batches, then write-protect and copy the whole
+	// leaf in one pass (its blocks stay folded): the pages are now mapped
+	// twice.
+	n := l.Len()
+	var pae pageRun
+	for i := 0; i < n; {
+		e := l.GetRaw(i)
+		if e.None() || e.Zero() {
+			i++
+			continue
+		}
+		head, order := s.pageFolio(e.PFN())
+		k := 1
+		if order > 0 {
+			left := int(head + folio.PFN(1)<<order - e.PFN())
+			k, _ = l.Batch(i, min(n-i, left), pte.Dirty|pte.Young)
+		}
+		s.a.FolioGet(head, k)
+		s.a.FolioAddMapcount(head, k, acct)
+		pae.add(s.a, e.PFN(), k)
+		i += k
+	}
+	pae.flush(s.a)
+	l.CopyPTEs(cp, 0, n, true)
+	if d.ReplaceLeafLocked(di, l, cp) != moving {
+		panic("cow: the accounting user of a shared leaf changed under its PTL")
 	}
 	cp.Unlock()
 	s.cnt.leafUnshares.Add(1)
+}
+
+// pageRun gathers consecutive pages whose AnonExclusive is to be cleared,
+// so that a leaf of order-0 folios allocated together (fault-around hands
+// out consecutive pages) costs one bitmap update per run, not per page.
+type pageRun struct {
+	pfn folio.PFN
+	n   int
+}
+
+// add appends n pages from pfn, clearing the run so far if they do not
+// continue it.
+func (r *pageRun) add(a *folio.Arena, pfn folio.PFN, n int) {
+	if r.n > 0 && pfn == r.pfn+folio.PFN(r.n) {
+		r.n += n
+		return
+	}
+	r.flush(a)
+	r.pfn, r.n = pfn, n
+}
+
+// flush clears AnonExclusive on the pages of the run, if any is set.
+func (r *pageRun) flush(a *folio.Arena) {
+	if r.n > 0 && a.AnyPageAnonExclusive(r.pfn, r.n) {
+		a.ClearPageAnonExclusive(r.pfn, r.n)
+	}
+	r.n = 0
 }
 
 // dropSharedLeaf takes shared leaf l out of slot di of this space, leaving
@@ -163,12 +211,17 @@ func (s *Space) leafFolioBatches(l *pte.Leaf, fn func(i int, pfn, head folio.PFN
 }
 
 // moveAccounting moves the accounting of l's folio mappings from this
-// space to space to: one mapcount update per folio batch each way.
+// space to space to: one mapcount update per folio batch each way. An
+// order-0 folio's mapcount names no space, so its batches have nothing to
+// move.
 //
 // Preconditions: l's PTL is held.
 // +checklocks:l.mu
 func (s *Space) moveAccounting(l *pte.Leaf, to folio.MMID) {
 	s.leafFolioBatches(l, func(_ int, _, head folio.PFN, n int) bool {
+		if s.a.FolioOrder(head) == 0 {
+			return true
+		}
 		s.a.FolioAddMapcount(head, n, to)
 		s.a.FolioSubMapcount(head, n, s.mm)
 		return true

@@ -30,6 +30,15 @@ type Stats struct {
 	LeafUnshares    uint64 // shared leaves this space took a private copy of, on its first change
 	Collapsed       uint64 // PMD-order folios Advise(Collapse) made (thp_collapse_alloc)
 
+	// The adaptive batching of sequential faults (faulthint.go): a fault
+	// that continues its region's previous one maps or copies the rest of
+	// its aligned 64 KiB block at once. The pages are counted in
+	// FaultAlloc[0] and WPCopy like any others.
+	FaultAround      uint64 // sequential write faults that mapped a block of order-0 pages (fault-around)
+	FaultAroundPages uint64 // pages those mapped beyond the faulting one
+	CopyAround       uint64 // sequential COW faults that copied a block of pages (copy-around)
+	CopyAroundPages  uint64 // pages those copied beyond the faulting one
+
 	Resident       int64 // pages this space maps now (its RSS; the zero page not counted)
 	PageTableBytes int64 // memory of this space's page tables
 	Regions        int   // regions (VMAs)
@@ -54,6 +63,10 @@ type counters struct {
 	leafShares      atomic.Uint64
 	leafUnshares    atomic.Uint64
 	collapsed       atomic.Uint64
+	faultAround     atomic.Uint64
+	faultAroundPgs  atomic.Uint64
+	copyAround      atomic.Uint64
+	copyAroundPgs   atomic.Uint64
 	resident        atomic.Int64
 }
 
@@ -81,6 +94,10 @@ func (s *Space) Stats() Stats {
 	st.LeafShares = c.leafShares.Load()
 	st.LeafUnshares = c.leafUnshares.Load()
 	st.Collapsed = c.collapsed.Load()
+	st.FaultAround = c.faultAround.Load()
+	st.FaultAroundPages = c.faultAroundPgs.Load()
+	st.CopyAround = c.copyAround.Load()
+	st.CopyAroundPages = c.copyAroundPgs.Load()
 	st.Resident = c.resident.Load()
 	_, _, st.PageTableBytes = s.table.Stats()
 	s.mapLock.RLock()

@@ -14,6 +14,7 @@ type region struct {
 	start, end Addr
 	prot       Prot
 	flags      regionFlags
+	hint       *faultHint // where the last faults were: fault-around and copy-around (faulthint.go)
 }
 
 type regionFlags uint8
@@ -117,6 +118,7 @@ func (s *Space) splitAtLocked(addr Addr) {
 	r := s.regions[i]
 	lo, hi := r, r
 	lo.end, hi.start = addr, addr
+	hi.hint = new(faultHint)
 	s.regions = slices.Insert(s.regions, i+1, hi)
 	s.regions[i] = lo
 }
@@ -147,6 +149,9 @@ func (s *Space) removeLocked(start, end Addr) {
 //
 // +checklocks:s.mapLock
 func (s *Space) insertLocked(r region) {
+	if r.hint == nil {
+		r.hint = new(faultHint)
+	}
 	i := startFrom(s.regions, r.end)
 	s.regions = slices.Insert(s.regions, i, r)
 	s.mergeLocked()

@@ -45,6 +45,7 @@ func (s *Space) doWPPage(d *pte.Dir, di int, l *pte.Leaf, i int, e pte.PTE, f *f
 		l.SetAccessFlags(i, e.MkWrite().MkDirty().MkYoung())
 		l.TryFold(i)
 		l.Unlock()
+		f.r.hint.recordOne(&f.r.hint.cow, f.addr, s.ps) // a scan that reuses some pages goes on
 		s.cnt.wpReuse.Add(1)
 		return true, nil
 	}
@@ -52,6 +53,9 @@ func (s *Space) doWPPage(d *pte.Dir, di int, l *pte.Leaf, i int, e pte.PTE, f *f
 		if start, ok := s.wholeFolioMapped(l, i, e, head, order, f.r); ok {
 			return s.wpFolioCopy(d, di, l, i, start, e, head, order, f)
 		}
+	}
+	if streak, up := f.r.hint.next(&f.r.hint.cow, f.addr, s.ps); write && streak > 0 {
+		return s.copyAround(d, di, l, i, e, head, f, streak, up)
 	}
 	s.a.FolioGet(head, 1)
 	s.copyStart(head)
@@ -134,10 +138,7 @@ func (s *Space) wpPageCopy(d *pte.Dir, di int, l *pte.Leaf, i int, orig pte.PTE,
 		s.cnt.wpCopyDiscarded.Add(1)
 		return false, nil
 	}
-	s.a.FolioAddMapcount(newPage, 1, s.mm)
-	s.a.SetPageAnonExclusive(newPage, 1)
-	l.Clear(i, 1)
-	l.Set(i, pte.Mk(newPage, copiedPTE(flags)))
+	s.installCopy(l, i, newPage, copiedPTE(flags))
 	if !fromZero {
 		s.removeMapping(l, i, orig.PFN(), oldHead, 1)
 	}
@@ -146,12 +147,27 @@ func (s *Space) wpPageCopy(d *pte.Dir, di int, l *pte.Leaf, i int, orig pte.PTE,
 		s.cnt.resident.Add(1)
 	}
 	s.copyDone(oldHead, 2, fromZero) // the old mapping's reference and ours
+	f.r.hint.recordOne(&f.r.hint.cow, f.addr, s.ps)
 	f.applied = f.data != nil
 	s.cnt.wpCopy.Add(1)
 	if !overwrite {
 		s.cnt.copyBytes.Add(s.ps)
 	}
 	return true, nil
+}
+
+// installCopy maps newPage, a copy just made, at entry i in place of what
+// the entry maps, with flags: the new page's mapping and AnonExclusive
+// first, then the entry replaced (break-before-make). The caller accounts
+// for the old page's mapping (removeMapping) and drops its references.
+//
+// Preconditions: the PTL of l is held, and the entry was rechecked under it.
+// +checklocks:l.mu
+func (s *Space) installCopy(l *pte.Leaf, i int, newPage folio.PFN, flags pte.PTE) {
+	s.a.FolioAddMapcount(newPage, 1, s.mm)
+	s.a.SetPageAnonExclusive(newPage, 1)
+	l.Clear(i, 1)
+	l.Set(i, pte.Mk(newPage, flags))
 }
 
 // copyDone ends a copy of oldHead's folio in flight and drops n

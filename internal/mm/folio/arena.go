@@ -287,6 +287,7 @@ func (a *Arena) Close() error {
 	pins, gets, zeroGets := a.Ledger()
 	users := a.users.Load()
 	if a.nrFree != a.nrPages || a.nrMM > 0 || pins != 0 || gets != 0 || zeroGets != 0 || users != 0 {
+		pins, gets, zeroGets = a.Outstanding() // a pinned or referenced folio is allocated: name it
 		err := fmt.Errorf("%w: %d spaces alive, %d Accessors open, %d pages pinned, %d pages held by Get (%d of them the zero page), %d of %d pages allocated",
 			ErrBusy, a.nrMM, users, pins, gets+zeroGets, zeroGets, a.nrPages-a.nrFree, a.nrPages)
 		a.mu.Unlock()

@@ -69,6 +69,42 @@ func (a *Arena) AllocFolio(order int, flags AllocFlags) (PFN, error) {
 	return pfn, nil
 }
 
+// AllocPages allocates up to len(out) order-0 folios into out, each as
+// AllocFolio(0, flags) would return it, and returns how many it allocated:
+// the batch allocator of a fault-around or a COW copy-around, which takes
+// the caller's page cache once and refills it from the buddy allocator at
+// most once for the whole batch (alloc_pages_bulk). It never drains the
+// caches nor waits for the scavenger: fewer than asked (even none) means
+// memory is short, and the caller falls back to AllocFolio one page at a
+// time, which does.
+func (a *Arena) AllocPages(out []PFN, flags AllocFlags) int {
+	k := a.allocPages(out)
+	if k == 0 {
+		return 0
+	}
+	a.ostat.alloc[0].Add(uint64(k))
+	cleared := 0
+	for _, pfn := range out[:k] {
+		// As in AllocFolio: metadata first, then the bytes.
+		zeroed := a.zeroed.test(int64(pfn))
+		a.prepFolio(pfn, 0)
+		if flags&AllocZero != 0 && !zeroed {
+			clear(a.PageBytes(pfn, 1))
+			cleared++
+		}
+		if zeroed {
+			a.zeroed.clear(int64(pfn), 1)
+		}
+		if a.released.test(int64(pfn)) {
+			a.released.clear(int64(pfn), 1)
+		}
+	}
+	if cleared > 0 {
+		a.bytesZeroed.Add(uint64(cleared) << a.geo.PageShift)
+	}
+	return k
+}
+
 // allocBuddy takes a block of the order from the buddy allocator. Before it
 // reports ErrNoMemory it waits for blocks the scavenger has out and drains
 // the order-0 caches: free memory is never reported missing because it sat

@@ -133,7 +133,12 @@ func (a *Arena) FolioNrPages(head PFN) int { return 1 << a.FolioOrder(head) }
 // same folio (a split may have happened in between) and retries if not. The
 // caller must still recheck whatever told it pfn (the PTE) and put the
 // reference back if that changed.
-func (a *Arena) FolioTryGet(pfn PFN) (head PFN, ok bool) {
+func (a *Arena) FolioTryGet(pfn PFN) (head PFN, ok bool) { return a.FolioTryGetN(pfn, 1) }
+
+// FolioTryGetN is FolioTryGet taking n references with the one atomic
+// operation (try_grab_folio's refs): what a GUP-fast grab of a run of n
+// pages of one folio, holding a reference per page, needs.
+func (a *Arena) FolioTryGetN(pfn PFN, n int) (head PFN, ok bool) {
 	for {
 		head, order, ok := a.PageFolio(pfn)
 		if !ok {
@@ -144,13 +149,13 @@ func (a *Arena) FolioTryGet(pfn PFN) (head PFN, ok bool) {
 		if r <= 0 {
 			return 0, false
 		}
-		if !ref.CompareAndSwap(r, r+1) {
+		if !ref.CompareAndSwap(r, r+int32(n)) {
 			continue
 		}
 		if h, o, ok := a.PageFolio(pfn); ok && h == head && o == order {
 			return head, true
 		}
-		a.FolioPut(head, 1)
+		a.FolioPut(head, n)
 	}
 }
 
@@ -219,10 +224,14 @@ func (a *Arena) FolioPin(head PFN, n int) {
 // FolioTryPin is FolioTryGet followed by a pin: the lockless grab of
 // GUP-fast. The caller must recheck the PTE afterwards and FolioUnpin if it
 // changed.
-func (a *Arena) FolioTryPin(pfn PFN) (head PFN, ok bool) {
-	head, ok = a.FolioTryGet(pfn)
+func (a *Arena) FolioTryPin(pfn PFN) (head PFN, ok bool) { return a.FolioTryPinN(pfn, 1) }
+
+// FolioTryPinN is FolioTryGetN followed by n pins: one atomic operation for
+// the references, one for the pincount.
+func (a *Arena) FolioTryPinN(pfn PFN, n int) (head PFN, ok bool) {
+	head, ok = a.FolioTryGetN(pfn, n)
 	if ok {
-		a.pincountAdd(head, a.FolioOrder(head), 1)
+		a.pincountAdd(head, a.FolioOrder(head), int32(n))
 	}
 	return head, ok
 }

@@ -18,6 +18,15 @@ import (
 // exactly. Close refuses while anything is outstanding, the zero page
 // included. The counters are sharded like the order-0 caches, so a pin costs
 // one uncontended atomic add here.
+//
+// The pins and plain references on folios are counted only in race and
+// invariants builds (ExactLedger), which is where Check is exact about
+// them: a pin and its release take two atomics of their own (the grab, the
+// pincount) and, in those builds, three more for the ledger and its gate,
+// which would double what a pin costs. The default build keeps a pin at its
+// floor; its Check still verifies that no folio's refcount is below its
+// mappings and pins, and Close still refuses while a pinned or referenced
+// folio is allocated. References to the zero page are always counted.
 type ledger struct {
 	shard [nLedger]struct {
 		pins, gets, zero atomic.Int64
@@ -45,7 +54,8 @@ func (a *Arena) LedgerAdd(pins, gets, zeroGets int) {
 }
 
 // Ledger returns the pins, plain references to folios and plain references
-// to the zero page outstanding.
+// to the zero page the ledger counts as outstanding (without ExactLedger,
+// the first two are not counted: see Outstanding).
 func (a *Arena) Ledger() (pins, gets, zeroGets int64) {
 	for i := range a.ledger.shard {
 		pins += a.ledger.shard[i].pins.Load()
@@ -104,4 +114,27 @@ func (a *Arena) LedgerThaw() {
 	g := &a.gate
 	g.frozen.Add(-1)
 	g.door.Unlock()
+}
+
+// Outstanding returns the pins, plain references to folios and plain
+// references to the zero page held outside the arena's mappings, for
+// reports (Close's refusal, an out-of-memory error) and tests. With
+// ExactLedger they are the ledger's counts. Without it the first two are
+// summed over the allocated folios: each folio's pincount, and its
+// references beyond its mappings and pins. That is exact while no access
+// or fault is in flight (they hold references of their own), an estimate
+// otherwise. It walks the page descriptors: not for a hot path.
+func (a *Arena) Outstanding() (pins, gets, zeroGets int64) {
+	pins, gets, zeroGets = a.Ledger()
+	if ExactLedger {
+		return pins, gets, zeroGets
+	}
+	pins, gets = 0, 0
+	a.ForEachFolio(func(head PFN, order int) bool {
+		p := int64(a.pincount(head, order))
+		pins += p
+		gets += max(0, int64(a.FolioRef(head))-int64(a.FolioMapcount(head))-p)
+		return true
+	})
+	return pins, gets, zeroGets
 }

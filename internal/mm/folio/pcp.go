@@ -57,19 +57,45 @@ func (a *Arena) allocPage() (pfn PFN, ok bool) {
 	return pfn, true
 }
 
+// allocPages takes up to len(out) pages from the caller's shard, refilling
+// it from the buddy allocator at most once, and returns how many it took:
+// the batch form of allocPage, one lock round trip for a block's worth of
+// pages.
+func (a *Arena) allocPages(out []PFN) int {
+	want := min(len(out), pcpHigh)
+	c := a.pcpShard()
+	c.mu.Lock()
+	if c.n < want {
+		a.pcpRefillNLocked(c, max(pcpBatch, want-c.n))
+	}
+	k := min(want, c.n)
+	copy(out[:k], c.pfn[c.n-k:c.n])
+	c.n -= k
+	c.mu.Unlock()
+	return k
+}
+
 // pcpRefillLocked moves a batch of order-0 pages from the buddy allocator to
 // shard c.
 //
 // Preconditions: c.mu is held.
 // +checklocks:c.mu
-func (a *Arena) pcpRefillLocked(c *pcpList) bool {
+func (a *Arena) pcpRefillLocked(c *pcpList) bool { return a.pcpRefillNLocked(c, pcpBatch) }
+
+// pcpRefillNLocked moves up to want order-0 pages (as many as fit) from the
+// buddy allocator to shard c and reports whether it moved any.
+//
+// Preconditions: c.mu is held.
+// +checklocks:c.mu
+func (a *Arena) pcpRefillNLocked(c *pcpList, want int) bool {
+	want = min(want, pcpHigh-c.n)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
 		return false
 	}
 	k := 0
-	for ; k < pcpBatch; k++ {
+	for ; k < want; k++ {
 		pfn, ok := a.allocLocked(0)
 		if !ok {
 			break

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync/atomic"
+	"unsafe"
 )
 
 // The entry operations of a leaf, with contiguous-PTE blocks handled as
@@ -108,6 +109,24 @@ func (l *Leaf) RunLockless(i, max int, e PTE) int {
 		}
 	}
 	return min(n, max)
+}
+
+// RunRaw returns how many entries from i on, at most max, map the pages
+// that continue e's with e's permission (SameMapping: access bits and Cont
+// aside), each entry read once as stored, without the PTL: the run a
+// lockless walker rechecks entry by entry after it grabbed the folio, as
+// gup_fast rechecks each pte. 0 if entry i itself does not.
+func (l *Leaf) RunRaw(i, max int, e PTE) int {
+	ptes := l.ptes[i:min(i+max, len(l.ptes))]
+	const ignore = accessBits | Cont
+	want := e &^ ignore
+	for n := range ptes {
+		if PTE(ptes[n].Load())&^ignore != want {
+			return n
+		}
+		want = want.Advance(1)
+	}
+	return len(ptes)
 }
 
 // SetPTEs maps nr consecutive pages of one folio at entries [i, i+nr),
@@ -350,15 +369,27 @@ func (l *Leaf) ChangeProt(i, nr int, set, clear PTE) {
 // wholly in the range are copied folded and stay folded in l; only the
 // ragged ends of the source are unfolded by the write-protect.
 //
+// It is the loop of Fork and of a shared leaf's unshare, one pass and one
+// atomic per source entry: each is write-protected with an atomic AND that
+// returns what it was (a lockless setter of access bits is not lost), and
+// dst, a leaf no other goroutine can reach yet (Fork's child, an unshare's
+// private copy, published afterwards by the store of the leaf pointer), is
+// written with plain stores.
+//
 // +checklocks:l.mu
 // +checklocks:dst.mu
 func (l *Leaf) CopyPTEs(dst *Leaf, i, nr int, wrprotect bool) {
 	if wrprotect {
-		l.WrProtect(i, nr)
+		l.unfoldPartial(i, nr)
 	}
 	n := l.contPTEs()
 	for k := i; k < i+nr; k++ {
-		e := l.raw(k)
+		var e PTE
+		if wrprotect {
+			e = PTE(l.entry(k).And(^uint64(Write))) &^ Write
+		} else {
+			e = l.raw(k)
+		}
 		if e.None() {
 			continue
 		}
@@ -369,12 +400,22 @@ func (l *Leaf) CopyPTEs(dst *Leaf, i, nr int, wrprotect bool) {
 		if old := dst.raw(k); !old.None() {
 			panic(fmt.Sprintf("pte: CopyPTEs over entry %d that maps %v", k, old))
 		}
-		dst.entry(k).Store(uint64(e.MkOld()))
+		dst.setUnpublished(k, e.MkOld())
 		dst.nr++
 		if e.Zero() {
 			dst.zero++
 		}
 	}
+	if wrprotect {
+		l.flushTLB()
+	}
+}
+
+// setUnpublished stores entry k of a leaf no other goroutine can reach yet
+// without an atomic (on amd64 an atomic store is a locked XCHG): the store
+// that publishes the leaf orders it before any reader's loads.
+func (l *Leaf) setUnpublished(k int, p PTE) {
+	*(*uint64)(unsafe.Pointer(l.entry(k))) = uint64(p)
 }
 
 // SetAccessFlags adds entry's Write, Dirty and Young bits to entry i

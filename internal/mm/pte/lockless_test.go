@@ -224,6 +224,25 @@ func TestRunLockless(t *testing.T) {
 			if got := l.RunLockless(0, l.Len(), l.GetLockless(0)); got != 3*c+4 {
 				t.Errorf("run from 0 = %d, want the %d pages up to the PFN break", got, 3*c+4)
 			}
+			// RunRaw is the same walk, entry by entry as stored, and 0 when
+			// the first entry does not match either.
+			for i := 0; i < 6*c+2; i++ {
+				e := l.GetLockless(i)
+				if e.None() {
+					continue
+				}
+				for max := 1; max <= min(l.Len()-i, 7*c); max++ {
+					if got, want := l.RunRaw(i, max, e), naive(i, max, e); got != want {
+						t.Fatalf("RunRaw(%d, %d) = %d, the entry walk gives %d", i, max, got, want)
+					}
+				}
+			}
+			if got := l.RunRaw(0, 4, l.GetLockless(0).WrProtect()); got != 0 {
+				t.Errorf("RunRaw of a permission the entry does not have = %d, want 0", got)
+			}
+			if got := l.RunRaw(l.Len()-1, 8, Mk(base, Present|Write)); got != 0 {
+				t.Errorf("RunRaw of a page at a none entry, max past the leaf's end = %d, want 0", got)
+			}
 		})
 	}
 }
