@@ -37,20 +37,21 @@ const (
 	opCheck                      // cow.Check over every live space
 	opSplit                      // SplitDeferred: frees the unmapped parts of large folios
 	opWriteProtect               // WriteProtect: no contents change, the next writes fault
+	opWord                       // an Accessor's 8-byte load, store, add or CAS, compared
 	nrOps
 )
 
 var opNames = [nrOps]string{"WriteAt", "ReadAt", "Map", "MapFixed", "Unmap", "Protect", "Remap",
-	"Advise", "Fork", "Close", "New", "Pin", "PinWrite", "PinRead", "Release", "Check", "Split", "WriteProtect"}
+	"Advise", "Fork", "Close", "New", "Pin", "PinWrite", "PinRead", "Release", "Check", "Split", "WriteProtect", "Word"}
 
 func (k opKind) String() string { return opNames[k] }
 
 // opWeights are the shares of the 256 opcode values: accesses most, then
 // the calls that change what they see.
 var opWeights = [nrOps]int{
-	opWrite: 52, opRead: 44, opMap: 6, opMapFixed: 14, opUnmap: 10, opProtect: 12, opRemap: 10,
+	opWrite: 46, opRead: 38, opMap: 6, opMapFixed: 14, opUnmap: 10, opProtect: 12, opRemap: 10,
 	opAdvise: 18, opFork: 10, opClose: 4, opNew: 2, opPin: 22, opPinWrite: 16, opPinRead: 10,
-	opRelease: 14, opCheck: 4, opSplit: 4, opWriteProtect: 4,
+	opRelease: 14, opCheck: 4, opSplit: 4, opWriteProtect: 4, opWord: 12,
 }
 
 // opTable maps an opcode byte to its operation.
@@ -105,7 +106,8 @@ func (d *decoder) advice() cow.Advice {
 	if c == 15 {
 		return cow.Advice(0)
 	}
-	return [...]cow.Advice{cow.DontNeed, cow.DontFork, cow.DoFork, cow.WipeOnFork, cow.KeepOnFork, cow.Collapse}[c%6]
+	return [...]cow.Advice{cow.DontNeed, cow.DontFork, cow.DoFork, cow.WipeOnFork, cow.KeepOnFork, cow.Collapse,
+		cow.PopulateRead, cow.PopulateWrite}[c%8]
 }
 
 // pinFlags decodes the flags of a pin and whether it is a Get.

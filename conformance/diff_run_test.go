@@ -2,8 +2,10 @@ package conformance
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -82,9 +84,10 @@ func (g diffGeometry) arenaBytes() int64 {
 
 // slot is a space of the run: the library's and the model's.
 type slot struct {
-	id int
-	s  *cow.Space
-	m  *model.Space
+	id  int
+	s   *cow.Space
+	acc *cow.Accessor // the space's Accessor: every other access goes through it
+	m   *model.Space
 }
 
 // held is a pin or get of the run.
@@ -105,6 +108,7 @@ type differ struct {
 	g    diffGeometry
 
 	slots   []*slot
+	accs    []*cow.Accessor // every slot's, closed at the end (a closed space's too: its errors are the space's)
 	pins    []*held
 	anchors []cow.Addr
 	nextID  int
@@ -119,6 +123,11 @@ type differ struct {
 
 func newDiffer(t testing.TB, e *spacetest.Env, opts cow.Options) *differ {
 	d := &differ{t: t, e: e, opts: opts, g: newDiffGeometry(e.A.Geometry())}
+	t.Cleanup(func() { // before the Env's cleanup closes the arena
+		for _, acc := range d.accs {
+			acc.Close()
+		}
+	})
 	if d.g.leafBase != 0 {
 		d.anchors = append(d.anchors, d.g.leafBase)
 	}
@@ -187,7 +196,7 @@ func (d *differ) live() int {
 // newSpace adds a space with its window mapped read-write.
 func (d *differ) newSpace() {
 	s := d.e.Space(d.opts)
-	sl := &slot{id: d.nextID, s: s, m: model.NewSpace(d.g.ps)}
+	sl := &slot{id: d.nextID, s: s, acc: d.accessor(s), m: model.NewSpace(d.g.ps)}
 	d.nextID++
 	length := d.g.winPages * d.g.ps
 	d.sameErr("MapFixed window", s.MapFixed(d.g.base, length, cow.ProtRead|cow.ProtWrite),
@@ -367,6 +376,8 @@ func (d *differ) step(dc *decoder) {
 		addr, length := d.addr(dc, true), d.length(dc)
 		d.record(opWriteProtect, sl, uint64(addr), uint64(length), 0)
 		d.sameErr("WriteProtect", sl.s.WriteProtect(addr, length), sl.m.WriteProtect(addr, length))
+	case opWord:
+		d.word(dc)
 	case opSplit:
 		sl := d.slot(dc)
 		d.record(opSplit, sl, 0, 0, 0)
@@ -393,7 +404,7 @@ func (d *differ) access(dc *decoder, write bool) {
 	if write {
 		d.record(opWrite, sl, uint64(off), uint64(n), 0)
 		p := d.data(n, dc.u8())
-		got, err := sl.s.WriteAt(p, off)
+		got, err := d.via(sl).WriteAt(p, off)
 		want, werr := sl.m.WriteAt(p, off)
 		d.sameErr("WriteAt", err, werr)
 		if got != want {
@@ -411,7 +422,7 @@ func (d *differ) compareRead(sl *slot, off int64, n int) {
 		d.got, d.want = make([]byte, n), make([]byte, n)
 	}
 	got, want := d.got[:n], d.want[:n]
-	k, err := sl.s.ReadAt(got, off)
+	k, err := d.via(sl).ReadAt(got, off)
 	mk, merr := sl.m.ReadAt(want, off)
 	d.sameErr("ReadAt", err, merr)
 	if k != mk {
@@ -420,6 +431,89 @@ func (d *differ) compareRead(sl *slot, off int64, n int) {
 	if i := firstDiff(got[:k], want[:k]); i >= 0 {
 		d.fail("ReadAt differs at %#x (byte %d): library %q…, model %q…",
 			uint64(off)+uint64(i), i, spacetest.Head(got[i:k]), spacetest.Head(want[i:k]))
+	}
+}
+
+// accessor returns a new Accessor of s, remembered to be closed at the end.
+func (d *differ) accessor(s *cow.Space) *cow.Accessor {
+	acc := s.NewAccessor()
+	d.accs = append(d.accs, acc)
+	return acc
+}
+
+// via returns what an access of sl goes through: its Accessor every other
+// operation (its software TLB across everything the run does to the
+// space), the space itself otherwise.
+func (d *differ) via(sl *slot) interface {
+	io.ReaderAt
+	io.WriterAt
+} {
+	if d.ops%2 == 1 {
+		d.cur.note = "via the Accessor"
+		return sl.acc
+	}
+	return sl.s
+}
+
+// word runs one of an Accessor's 8-byte operations and compares it with
+// the same done on the model by reads and writes.
+func (d *differ) word(dc *decoder) {
+	sl := d.slot(dc)
+	addr := d.addr(dc, false)
+	c := dc.u8()
+	if c&0xf0 != 0 {
+		addr &^= 7 // mostly aligned; one in sixteen as it comes
+	}
+	val := uint64(d.ops)*0x9e3779b97f4a7c15 | 1
+	which := [...]string{"Load", "Store", "Add", "CAS", "CAS-miss"}[int(c&15)%5]
+	d.record(opWord, sl, uint64(addr), val, uint64(c))
+	d.cur.note = which
+	var buf [8]byte
+	_, merr := sl.m.ReadAt(buf[:], int64(addr))
+	old := binary.NativeEndian.Uint64(buf[:])
+	if addr&7 != 0 {
+		merr = cow.ErrInvalid // checked before anything else
+	}
+	store := func(v uint64) error {
+		binary.NativeEndian.PutUint64(buf[:], v)
+		_, err := sl.m.WriteAt(buf[:], int64(addr))
+		return err
+	}
+	switch which {
+	case "Load":
+		got, err := sl.acc.LoadUint64(addr)
+		d.sameErr("LoadUint64", err, merr)
+		if err == nil && got != old {
+			d.fail("LoadUint64 at %#x = %#x, model %#x", uint64(addr), got, old)
+		}
+	case "Store":
+		err := sl.acc.StoreUint64(addr, val)
+		if merr == nil {
+			merr = store(val)
+		}
+		d.sameErr("StoreUint64", err, merr)
+	case "Add":
+		got, err := sl.acc.AddUint64(addr, val)
+		if merr == nil {
+			merr = store(old + val)
+		}
+		d.sameErr("AddUint64", err, merr)
+		if err == nil && got != old+val {
+			d.fail("AddUint64 at %#x = %#x, model %#x", uint64(addr), got, old+val)
+		}
+	default:
+		want := old // "CAS": matches
+		if which == "CAS-miss" {
+			want = old + 1
+		}
+		ok, err := sl.acc.CompareAndSwapUint64(addr, want, val)
+		if merr == nil && want == old {
+			merr = store(val)
+		}
+		d.sameErr("CompareAndSwapUint64", err, merr)
+		if err == nil && ok != (want == old) {
+			d.fail("CompareAndSwapUint64 at %#x swapped %v, model %v", uint64(addr), ok, want == old)
+		}
 	}
 }
 
@@ -524,7 +618,7 @@ func (d *differ) fork(dc *decoder) {
 		return
 	}
 	d.e.Spaces = append(d.e.Spaces, c)
-	child := &slot{id: d.nextID, s: c, m: mc}
+	child := &slot{id: d.nextID, s: c, acc: d.accessor(c), m: mc}
 	d.nextID++
 	d.cur.note = fmt.Sprintf("child %d", child.id)
 	d.addSlot(child)

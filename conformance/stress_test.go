@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"runtime"
 	"sync"
@@ -152,9 +153,12 @@ func (st *stress) round(d time.Duration) {
 			}
 		}()
 	}
-	for w := range 2 {
-		worker(func(rng *rand.Rand) { st.write(rng, w) })
-	}
+	// Writer 0 writes through the space, writer 1 through an Accessor of
+	// its own (its software TLB across the forks, closes and splits).
+	acc := st.root.NewAccessor()
+	defer acc.Close()
+	worker(func(rng *rand.Rand) { st.write(rng, 0, nil) })
+	worker(func(rng *rand.Rand) { st.write(rng, 1, acc) })
 	for w := 2; w < stressOwners; w++ {
 		worker(func(rng *rand.Rand) { st.pin(rng, w) })
 	}
@@ -218,19 +222,37 @@ func (st *stress) verify(b []byte, p int, lo, hi uint64, where string) {
 	}
 }
 
-// write is a writer: it versions one of its pages through WriteAt and
-// reads it back (a child's write must not show).
-func (st *stress) write(rng *rand.Rand, own int) {
+// write is a writer: it versions one of its pages through WriteAt (of the
+// space, or of acc) and reads it back (a child's write must not show),
+// through acc too: ReadAt and an atomic load of a word.
+func (st *stress) write(rng *rand.Rand, own int, acc *cow.Accessor) {
 	p := st.ownPage(rng, own, false)
 	b := make([]byte, st.ps)
 	v := st.started[p].Add(1)
 	stamp(b, own, p, v)
-	if _, err := st.root.WriteAt(b, int64(st.addr(p))); err != nil {
+	var w io.WriterAt = st.root
+	if acc != nil {
+		w = acc
+	}
+	if _, err := w.WriteAt(b, int64(st.addr(p))); err != nil {
 		st.fail("WriteAt: %v", err)
 	}
 	st.done[p].Store(v)
 	st.read(st.root, p, b)
 	st.verify(b, p, v, v, "root after its write")
+	if acc != nil {
+		if _, err := acc.ReadAt(b, int64(st.addr(p))); err != nil {
+			st.fail("Accessor.ReadAt: %v", err)
+		}
+		st.verify(b, p, v, v, "root through the Accessor after its write")
+		i := rng.IntN(st.ps/8) * 8
+		word, err := acc.LoadUint64(st.addr(p) + cow.Addr(i))
+		if err != nil {
+			st.fail("Accessor.LoadUint64: %v", err)
+		}
+		binary.NativeEndian.PutUint64(b[i:], word)
+		st.verify(b, p, v, v, "a word loaded through the Accessor after its write")
+	}
 	st.writes.Add(1)
 }
 

@@ -283,6 +283,18 @@ func (s *Space) Advise(addr cow.Addr, length int, advice cow.Advice) error {
 	case cow.KeepOnFork:
 		clear = wipeOnFork
 	case cow.Collapse:
+	case cow.PopulateRead, cow.PopulateWrite:
+		// No contents change; every page must allow the access.
+		if err := s.mappedRange(addr, length); err != nil {
+			return err
+		}
+		first, end := s.pages(addr, length)
+		for p := first; p < end; p++ {
+			if prot := s.entries[p].prot; prot == cow.ProtNone || advice == cow.PopulateWrite && prot&cow.ProtWrite == 0 {
+				return cow.ErrProtection
+			}
+		}
+		return nil
 	default:
 		return invalid("advice %d", int(advice)) // ErrInvalid, as a bad range would be
 	}
