@@ -22,15 +22,16 @@ type SetOptions struct {
 	Get       bool  // GET: return the old value
 }
 
-// ExpireCond is EXPIRE's condition.
+// ExpireCond is EXPIRE's conditions, a set of flags; all must hold.
 type ExpireCond uint8
 
 const (
-	ExpireAlways ExpireCond = iota
-	ExpireNX                // only if the key has no TTL
-	ExpireXX                // only if it has one
-	ExpireGT                // only if the new one is later (no TTL counts as infinite)
-	ExpireLT                // only if the new one is earlier
+	ExpireNX ExpireCond = 1 << iota // only if the key has no TTL
+	ExpireXX                        // only if it has one
+	ExpireGT                        // only if the new one is later (no TTL counts as infinite)
+	ExpireLT                        // only if the new one is earlier
+
+	ExpireAlways ExpireCond = 0
 )
 
 // expired reports whether a record is past its TTL at now.
@@ -241,14 +242,31 @@ func (s *Store) deleteOne(sh *shard, h uint64, key []byte) (int, error) {
 // twice, as in Redis).
 func (s *Store) Exists(keys [][]byte) (int, error) {
 	now := s.now()
-	return s.eachKey(keys, false, func(sh *shard, h uint64, key []byte) (int, error) {
+	var stale []int // keys met past their TTL: deleted after
+	i := -1
+	n, err := s.eachKey(keys, false, func(sh *shard, h uint64, key []byte) (int, error) {
+		i++
 		var rec recHeader
 		ok, err := s.peek(sh, h, key, &rec)
-		if err != nil || !ok || expired(&rec, now) {
+		if err != nil || !ok {
 			return 0, err
+		}
+		if expired(&rec, now) {
+			stale = append(stale, i)
+			return 0, nil
 		}
 		return 1, nil
 	})
+	s.expireKeys(keys, stale)
+	return n, err
+}
+
+// expireKeys deletes the keys of the indexes given if they are past
+// their TTL: readers met them so, under a read lock.
+func (s *Store) expireKeys(keys [][]byte, idx []int) {
+	for _, i := range idx {
+		s.expireKey(keyHash(s.seed, keys[i]), keys[i])
+	}
 }
 
 // peek looks key up for a reader holding sh's lock in either mode: the
@@ -270,6 +288,7 @@ func (s *Store) peek(sh *shard, h uint64, key []byte, rec *recHeader) (bool, err
 func (s *Store) MGet(keys [][]byte, fn func(i int, value []byte, ok bool)) error {
 	now := s.now()
 	var buf []byte
+	var stale []int
 	i := 0
 	_, err := s.eachKey(keys, false, func(sh *shard, h uint64, key []byte) (int, error) {
 		defer func() { i++ }()
@@ -278,7 +297,11 @@ func (s *Store) MGet(keys [][]byte, fn func(i int, value []byte, ok bool)) error
 		if err != nil {
 			return 0, err
 		}
-		if !ok || expired(&f.rec, now) {
+		if ok && expired(&f.rec, now) {
+			stale = append(stale, i)
+			ok = false
+		}
+		if !ok {
 			fn(i, nil, false)
 			return 0, nil
 		}
@@ -293,6 +316,7 @@ func (s *Store) MGet(keys [][]byte, fn func(i int, value []byte, ok bool)) error
 		fn(i, buf[recHdr+int(f.rec.klen):f.rec.len()], true)
 		return 1, nil
 	})
+	s.expireKeys(keys, stale)
 	return err
 }
 
@@ -524,18 +548,11 @@ func (s *Store) Expire(key []byte, at int64, cond ExpireCond) (bool, error) {
 		return false, err
 	}
 	cur := f.rec.expire
-	switch cond {
-	case ExpireNX:
-		ok = cur == 0
-	case ExpireXX:
-		ok = cur != 0
-	case ExpireGT:
-		ok = cur != 0 && at > cur
-	case ExpireLT:
-		ok = cur == 0 || at < cur
-	}
 	switch {
-	case !ok:
+	case cond&ExpireNX != 0 && cur != 0,
+		cond&ExpireXX != 0 && cur == 0,
+		cond&ExpireGT != 0 && (cur == 0 || at <= cur),
+		cond&ExpireLT != 0 && cur != 0 && at >= cur:
 		return false, nil
 	case at <= s.now():
 		return true, sh.remove(&f)
