@@ -48,6 +48,11 @@ type testServer struct {
 // startServer runs a server over a new store (or the image in dir) with
 // save points save.
 func startServer(t *testing.T, dir, save string) *testServer {
+	return startServerShards(t, dir, save, 8)
+}
+
+// startServerShards is startServer with a store of that many shards.
+func startServerShards(t *testing.T, dir, save string, shards int) *testServer {
 	t.Helper()
 	clock := &fakeClock{}
 	clock.ms.Store(1_700_000_000_000)
@@ -58,7 +63,7 @@ func startServer(t *testing.T, dir, save string) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := store.Options{Arena: folio.Config{Size: 64 << 20}, Shards: 8, Clock: clock.now}
+	opts := store.Options{Arena: folio.Config{Size: 64 << 20}, Shards: shards, Clock: clock.now}
 	st, loaded, err := loadImage(cfg.dumpPath(), opts)
 	if err != nil {
 		t.Fatal(err)

@@ -98,9 +98,12 @@ func inPlace(n, size int) bool { return n <= size && (2*n >= size || size-n < sp
 // +checklocks:sh.mu
 func (sh *shard) update(f *hit, key, value []byte, expire int64) error {
 	n := recordLen(len(key), len(value))
-	size, err := sh.alloc.Size(f.addr)
-	if err != nil {
-		return err
+	size := n // a value of the same length fits where it is (the common overwrite)
+	if n != f.rec.len() {
+		var err error
+		if size, err = sh.alloc.Size(f.addr); err != nil {
+			return err
+		}
 	}
 	had, has := f.rec.expire != 0, expire != 0
 	if has && !had {
@@ -118,6 +121,7 @@ func (sh *shard) update(f *hit, key, value []byte, expire int64) error {
 	}
 	addr := f.addr
 	if !inPlace(n, size) {
+		var err error
 		if addr, err = sh.alloc.Alloc(n); err != nil {
 			return err
 		}
@@ -131,6 +135,7 @@ func (sh *shard) update(f *hit, key, value []byte, expire int64) error {
 	// The record is written (in place: the old one is gone). From here on
 	// only the TTL array and the link change: small writes into pages the
 	// shard wrote recently.
+	var err error
 	switch {
 	case has && !had:
 		err = sh.ttlPush(addr)
