@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 
@@ -32,7 +33,18 @@ func main() {
 	save := flag.String("save", defaultSave, `save points, "seconds changes ...", as Redis's save parameter; "" for none`)
 	arena := flag.Int64("arena", 2<<30, "bytes of memory for the store and its snapshots (reserved, touched on use)")
 	capacity := flag.Int("capacity", 0, "keys to size the index for up front (0: grow as keys come)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (see README: where the time goes)")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	host, portStr, err := net.SplitHostPort(*addr)
 	if err != nil {
