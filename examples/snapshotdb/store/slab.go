@@ -58,16 +58,24 @@ const (
 	descSpanMask = 1<<29 - 1
 )
 
-// Small size classes: 16-byte steps up to 128 bytes, then four per
-// doubling up to maxSmall, so that a chunk wastes at most a fifth.
+// Small size classes: 16-byte steps up to 512 bytes, then eight per
+// doubling up to maxSmall, so that a chunk wastes at most 15 bytes, or an
+// eighth. (Records of a common value size waste little: a 16-byte key and
+// a 256-byte value make a 304-byte record, a chunk of exactly that.)
+const (
+	fineLimit = 512 // classes of fineStep up to here
+	fineStep  = chunkUnit
+	perDouble = 8 // classes per doubling above fineLimit
+)
+
 var classSizes = func() []int {
 	var c []int
-	for s := chunkUnit; s <= 128; s += chunkUnit {
+	for s := fineStep; s <= fineLimit; s += fineStep {
 		c = append(c, s)
 	}
-	for base := 128; base < maxSmall; base *= 2 {
-		for i := 1; i <= 4; i++ {
-			c = append(c, base+base/4*i)
+	for base := fineLimit; base < maxSmall; base *= 2 {
+		for i := 1; i <= perDouble; i++ {
+			c = append(c, base+base/perDouble*i)
 		}
 	}
 	return c
@@ -77,13 +85,13 @@ var nClasses = len(classSizes)
 
 // classOf returns the smallest class whose chunks hold n bytes (n <= maxSmall).
 func classOf(n int) int {
-	if n <= 128 {
-		return (max(n, 1) - 1) / chunkUnit
+	if n <= fineLimit {
+		return (max(n, 1) - 1) / fineStep
 	}
 	k := bits.Len(uint(n-1)) - 1 // 1<<k < n <= 2<<k
 	base := 1 << k
-	q := (n - base + base/4 - 1) / (base / 4) // 1..4
-	return 8 + (k-7)*4 + q - 1
+	q := (n - base + base/perDouble - 1) / (base / perDouble) // 1..perDouble
+	return fineLimit/fineStep + (k-bits.Len(fineLimit)+1)*perDouble + q - 1
 }
 
 // zeroes is what a reused chunk is cleared from.

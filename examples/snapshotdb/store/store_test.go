@@ -18,12 +18,16 @@ func TestClassOf(t *testing.T) {
 		if c >= nClasses || classSizes[c] < n || (c > 0 && classSizes[c-1] >= n) {
 			t.Fatalf("classOf(%d) = %d (%d bytes), previous %d", n, c, classSizes[min(c, nClasses-1)], classSizes[max(c-1, 0)])
 		}
-		if waste := classSizes[c] - n; n > 128 && waste*5 > classSizes[c] {
-			t.Fatalf("classOf(%d): a chunk of %d bytes wastes more than a fifth", n, classSizes[c])
+		if waste := classSizes[c] - n; waste >= fineStep && waste*perDouble > classSizes[c] {
+			t.Fatalf("classOf(%d): a chunk of %d bytes wastes more than an eighth", n, classSizes[c])
 		}
 	}
 	if classSizes[nClasses-1] != maxSmall || spanSize/maxSmall < 4 {
 		t.Fatalf("%d classes up to %d bytes in spans of %d", nClasses, classSizes[nClasses-1], spanSize)
+	}
+	// The classes' state fits the smallest page: a cache page, the heap's header.
+	if nClasses*classStride > 4096 || hpClasses+16*nClasses > 4096 {
+		t.Fatalf("%d classes do not fit a 4 KiB page", nClasses)
 	}
 }
 
