@@ -95,17 +95,17 @@ pid_of() { [ "$1" = redis ] && echo "$redis_pid" || echo "$anon_pid"; }
 # Rss counts them in both (Pss splits them). Bash builtins only, so that
 # sampling costs little.
 mem_kb() {
-	local total=0 p line
+	local total=0 p line kids=()
 	local list=("$1")
 	if [ -r "/proc/$1/task/$1/children" ]; then
-		read -r -a kids <"/proc/$1/task/$1/children" || true
+		{ read -r -a kids <"/proc/$1/task/$1/children"; } 2>/dev/null || true
 		list+=("${kids[@]}")
 	fi
 	for p in "${list[@]}"; do
 		[ -r "/proc/$p/smaps_rollup" ] || continue
-		while read -r line; do
+		{ while read -r line; do
 			if [[ $line =~ ^$2:\ +([0-9]+) ]]; then total=$((total + BASH_REMATCH[1])); fi
-		done <"/proc/$p/smaps_rollup" || true
+		done <"/proc/$p/smaps_rollup"; } 2>/dev/null || true # a child may exit meanwhile
 	done
 	echo "$total"
 }
@@ -175,18 +175,19 @@ run_case() { # round case server test pipeline withsave
 		"$peak_rss" "$peak_pss" >>"$saves"
 }
 
-cases=("SET 1 0" "GET 1 0" "SET 16 0" "GET 16 0" "SET 1 1" "GET 1 1" "SET 16 1" "GET 16 1")
+# Each server runs a case without a save, then at once from a BGSAVE on,
+# so that the drop a save causes is measured between neighbouring runs.
+cases=("SET 1" "GET 1" "SET 16" "GET 16")
 for round in $(seq "$ROUNDS"); do
 	order=(redis anonfolio)
 	((round % 2 == 0)) && order=(anonfolio redis)
 	for c in "${cases[@]}"; do
-		read -r t p s <<<"$c"
-		name="$t -P$p"
-		((s == 1)) && name="$name +BGSAVE"
+		read -r t p <<<"$c"
 		for srv in "${order[@]}"; do
-			run_case "$round" "$name" "$srv" "${t,,}" "$p" "$s"
+			run_case "$round" "$t -P$p" "$srv" "${t,,}" "$p" 0
+			run_case "$round" "$t -P$p +BGSAVE" "$srv" "${t,,}" "$p" 1
 		done
-		printf 'round %d/%d: %s done\n' "$round" "$ROUNDS" "$name" >&2
+		printf 'round %d/%d: %s done\n' "$round" "$ROUNDS" "$t -P$p" >&2
 	done
 done
 
@@ -241,14 +242,18 @@ awk -F'\t' '
 		}
 	}' "$results"
 
-# Throughput during a BGSAVE against without, per server.
+# Throughput from a BGSAVE on against without, per server: the runs are
+# neighbours (the same server, one after the other).
 awk -F'\t' '
-	{ base = $2; sub(/ \+BGSAVE/, "", base); with = ($2 ~ /BGSAVE/); s[$3, base, with] += $4; c[$3, base, with]++; cases[base] = 1 }
+	{ base = $2; sub(/ \+BGSAVE/, "", base); with = ($2 ~ /BGSAVE/); rps[$1, $3, base, with] = $4
+	  if (!seen[base]++) cases[++nc] = base; if ($1 > rounds) rounds = $1 }
 	END {
-		printf "\nthroughput from a BGSAVE on, against without (mean of the rounds):\n"
-		for (b in cases) for (si = 1; si <= 2; si++) {
-			sv = si == 1 ? "redis" : "anonfolio"
-			if (c[sv, b, 1] && c[sv, b, 0]) printf "  %-10s %-10s %+6.1f%%\n", b, sv, 100 * (s[sv, b, 1] / c[sv, b, 1]) / (s[sv, b, 0] / c[sv, b, 0]) - 100
+		printf "\nthroughput from a BGSAVE on against without (neighbouring runs): median and range of the rounds\n"
+		for (ci = 1; ci <= nc; ci++) for (si = 1; si <= 2; si++) {
+			b = cases[ci]; sv = si == 1 ? "redis" : "anonfolio"; n = 0
+			for (r = 1; r <= rounds; r++) if (rps[r, sv, b, 0] > 0 && rps[r, sv, b, 1] > 0) v[++n] = 100 * rps[r, sv, b, 1] / rps[r, sv, b, 0] - 100
+			for (j = 1; j <= n; j++) for (m = j + 1; m <= n; m++) if (v[m] < v[j]) { t = v[j]; v[j] = v[m]; v[m] = t }
+			if (n) printf "  %-10s %-10s %+6.1f%%  (%+.1f%% to %+.1f%%)\n", b, sv, n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2, v[1], v[n]
 		}
 	}' "$results"
 

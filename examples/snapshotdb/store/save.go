@@ -31,6 +31,9 @@ const (
 	maxRegions   = 16
 	regionEntry  = 24
 	trailerLen   = 16
+
+	// saveRetain bounds the free memory a save leaves resident.
+	saveRetain = 16 << 20
 )
 
 // region is one region of an image.
@@ -183,6 +186,10 @@ func (s *Store) Save(w io.Writer) error {
 	s.sampleCow()
 	cerr := sn.Close()
 	s.sp.SplitDeferred() // the large folios the snapshot left partly mapped
+	// The pages the store copied meanwhile left their originals free (the
+	// snapshot held them): give them back to the kernel, as Redis's child
+	// exits, or the process keeps them resident until they are reused.
+	s.arena.Scavenge(min(s.arena.Stats().TotalPages*int64(s.ps)/64, saveRetain))
 	if err == nil {
 		err = cerr
 	}
