@@ -32,8 +32,8 @@ const (
 	regionEntry  = 24
 	trailerLen   = 16
 
-	// saveRetain bounds the free memory a save leaves resident.
-	saveRetain = 16 << 20
+	// retainFree bounds the free memory a save or a collapse leaves resident.
+	retainFree = 16 << 20
 )
 
 // region is one region of an image.
@@ -189,12 +189,18 @@ func (s *Store) Save(w io.Writer) error {
 	// The pages the store copied meanwhile left their originals free (the
 	// snapshot held them): give them back to the kernel, as Redis's child
 	// exits, or the process keeps them resident until they are reused.
-	s.arena.Scavenge(min(s.arena.Stats().TotalPages*int64(s.ps)/64, saveRetain))
+	s.releaseFree()
 	if err == nil {
 		err = cerr
 	}
 	s.stats.saveDone(s.sp.Stats(), n, err)
 	return err
+}
+
+// releaseFree gives the arena's free memory back to the kernel, keeping
+// retainFree (or 1/64 of the arena) for the allocations to come.
+func (s *Store) releaseFree() {
+	s.arena.Scavenge(min(s.arena.Stats().TotalPages*int64(s.ps)/64, retainFree))
 }
 
 // sampleCow records the memory the snapshots hold now, for the peak.

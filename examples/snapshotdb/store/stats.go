@@ -19,6 +19,7 @@ type Stats struct {
 	Rehashing     int           // shards in the middle of a rehash
 	SlabBytes     int64         // bytes of the slab's spans carved so far
 	ResidentBytes int64         // memory the store's space maps (its RSS)
+	Collapsed     uint64        // ranges the cron mapped huge again after saves (cow.Stats.Collapsed)
 	ArenaBytes    int64         // memory in use in the arena: the store, plus what snapshots alone hold
 	PageSize      int           // the arena's page size
 	Forks         uint64        // Forks taken (Snapshot and Save)
@@ -177,6 +178,7 @@ func (s *Store) Stats() Stats {
 	cs := s.sp.Stats()
 	as := s.arena.Stats()
 	out.ResidentBytes = cs.Resident * int64(s.ps)
+	out.Collapsed = cs.Collapsed
 	out.ArenaBytes = (as.TotalPages - as.FreePages) * int64(s.ps)
 
 	st := &s.stats

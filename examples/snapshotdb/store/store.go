@@ -3,6 +3,7 @@ package store
 import (
 	crand "crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/bits"
 	"math/rand/v2"
@@ -91,6 +92,12 @@ type Store struct {
 	expireNext int
 	// +checklocks:cronMu
 	rehashNext int
+	// collapseNext is where collapseSome goes on; noCollapse: the arena
+	// has no PMD-order folios to collapse into.
+	// +checklocks:cronMu
+	collapseNext cow.Addr
+	// +checklocks:cronMu
+	noCollapse bool
 	// +checklocks:cronMu
 	rng *rand.Rand
 
@@ -336,11 +343,15 @@ func (s *Store) Flush() error {
 
 // Maintain does the store's background work for up to budget: it moves
 // buckets of the shards whose rehash the writers have not finished (100
-// at a time, as Redis's incrementallyRehash) and starts shrinking tables
-// less than a tenth full. The store's cron calls it ten times a second.
+// at a time, as Redis's incrementallyRehash), starts shrinking tables less
+// than a tenth full, and maps huge again a few ranges a save left mapped
+// page by page (collapse.go). The store's cron calls it ten times a second.
 func (s *Store) Maintain(budget time.Duration) error {
 	s.cronMu.Lock()
 	defer s.cronMu.Unlock()
+	if err := s.collapseSome(); err != nil && !errors.Is(err, cow.ErrClosed) {
+		return err
+	}
 	start := time.Now()
 	canResize := s.saves.Load() == 0
 	for range len(s.shards) {
