@@ -56,7 +56,7 @@ func (md *model) live() map[string]string {
 func TestCommandsModel(t *testing.T) {
 	ops := 30000
 	if testing.Short() {
-		ops = 6000
+		ops = 3000
 	}
 	for _, seed := range []uint64{1, 2} {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {

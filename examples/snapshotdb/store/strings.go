@@ -31,7 +31,7 @@ const (
 	ExpireGT                        // only if the new one is later (no TTL counts as infinite)
 	ExpireLT                        // only if the new one is earlier
 
-	ExpireAlways ExpireCond = 0
+	ExpireAlways ExpireCond = 0 // no condition
 )
 
 // expired reports whether a record is past its TTL at now.
