@@ -1,14 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"errors"
-	"fmt"
 	"log"
 	"net"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,51 +11,64 @@ import (
 	"github.com/anonfolio/anonfolio/examples/snapshotdb/store"
 )
 
-// server serves RESP2 over a store. Commands run concurrently; the ones
-// that read and then write (INCR, MSET, FLUSHALL, SET, DEL) hold writeMu
-// so that each is atomic, as Redis's single thread makes them.
+// flushAt: a reply buffer this long is written out before the next
+// command, so that a long pipeline of large replies does not pile up.
+const flushAt = 64 << 10
+
+// server serves RESP2 over a store: a goroutine per connection, each
+// reading what is available, running every complete command in it
+// (pipelining), and writing the replies when its input is drained. The
+// store makes each command atomic; the server keeps no lock on a
+// command's path.
 type server struct {
 	st    *store.Store
-	dump  string // where SAVE and BGSAVE write
+	cfg   *config
 	start time.Time
+	logf  func(format string, args ...any)
 
-	writeMu sync.Mutex
-
-	saveMu sync.Mutex
-	// +checklocks:saveMu
-	bgsaving bool
-	// +checklocks:saveMu
-	lastSaveAt int64 // unix seconds of the last successful save, or the start
-
-	commands atomic.Int64 // commands run
-	conns    atomic.Int64 // connections accepted
+	conns    atomic.Int64 // connections accepted (total_connections_received)
+	rejected atomic.Int64 // connections refused over maxclients
+	nextID   atomic.Int64
+	retired  counters // the counters of closed connections
+	opsPeak  atomic.Int64
+	memPeak  atomic.Int64
 
 	connMu sync.Mutex
 	// +checklocks:connMu
 	ln net.Listener
 	// +checklocks:connMu
-	open map[net.Conn]struct{}
+	clients map[*client]struct{}
 	// +checklocks:connMu
 	closed bool
 
-	wg       sync.WaitGroup // connection handlers
-	bgsaveWG sync.WaitGroup // the background save
-	logf     func(format string, args ...any)
+	wg      sync.WaitGroup // connection handlers
+	persist persistence
+	ops     opsMeter
+
+	stopCron chan struct{}
+	cronDone chan struct{}
 }
 
-func newServer(st *store.Store, dump string) *server {
-	now := time.Now()
-	return &server{st: st, dump: dump, start: now, lastSaveAt: now.Unix(),
-		open: map[net.Conn]struct{}{}, logf: log.Printf}
+func newServer(st *store.Store, cfg *config) *server {
+	s := &server{st: st, cfg: cfg, start: time.Now(), logf: log.Printf,
+		clients: map[*client]struct{}{}, stopCron: make(chan struct{}), cronDone: make(chan struct{})}
+	s.persist.init(s.start)
+	go s.cron()
+	return s
 }
 
-// serve accepts connections on ln until close.
+// serve accepts connections on ln until shutdown.
 func (s *server) serve(ln net.Listener) error {
 	s.connMu.Lock()
+	if s.closed {
+		s.connMu.Unlock()
+		ln.Close()
+		return nil
+	}
 	s.ln = ln
 	s.connMu.Unlock()
 	for {
-		c, err := ln.Accept()
+		conn, err := ln.Accept()
 		if err != nil {
 			s.connMu.Lock()
 			closed := s.closed
@@ -68,417 +76,182 @@ func (s *server) serve(ln net.Listener) error {
 			if closed {
 				return nil
 			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
 			return err
 		}
-		s.connMu.Lock()
-		if s.closed {
-			s.connMu.Unlock()
-			c.Close()
-			return nil
-		}
-		s.open[c] = struct{}{}
-		s.wg.Add(1)
-		s.connMu.Unlock()
 		s.conns.Add(1)
+		c := newClient(s.nextID.Add(1), conn)
+		switch s.register(c) {
+		case registerClosed:
+			conn.Close()
+			return nil
+		case registerFull:
+			s.rejected.Add(1)
+			conn.Write([]byte("-ERR max number of clients reached\r\n"))
+			conn.Close()
+			continue
+		}
 		go s.handle(c)
 	}
 }
 
-// close stops accepting, closes every connection and waits for them and
-// for a background save.
-func (s *server) close() {
+type registerResult uint8
+
+const (
+	registered registerResult = iota
+	registerClosed
+	registerFull
+)
+
+// register adds a new connection to the clients, unless the server is
+// shutting down or has maxclients.
+func (s *server) register(c *client) registerResult {
 	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	switch {
+	case s.closed:
+		return registerClosed
+	case len(s.clients) >= s.cfg.maxClients():
+		return registerFull
+	}
+	s.clients[c] = struct{}{}
+	s.wg.Add(1)
+	return registered
+}
+
+// shutdown stops accepting and closes every connection; it does not wait
+// (a SHUTDOWN command runs in one of them): wait does.
+func (s *server) shutdown() {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if s.closed {
+		return
+	}
 	s.closed = true
 	if s.ln != nil {
 		s.ln.Close()
 	}
-	for c := range s.open {
-		c.Close()
+	for c := range s.clients {
+		c.conn.Close()
 	}
-	s.connMu.Unlock()
-	s.wg.Wait()
-	s.bgsaveWG.Wait()
+	close(s.stopCron)
 }
 
-// forget closes c and drops it from the open connections.
-func (s *server) forget(c net.Conn) {
-	c.Close()
+// isClosed reports whether shutdown began.
+func (s *server) isClosed() bool {
 	s.connMu.Lock()
-	delete(s.open, c)
+	defer s.connMu.Unlock()
+	return s.closed
+}
+
+// wait waits, after shutdown, for the connections, the cron and a
+// background save to end.
+func (s *server) wait() {
+	s.wg.Wait()
+	<-s.cronDone
+	s.persist.wg.Wait()
+}
+
+// close is shutdown and wait.
+func (s *server) close() {
+	s.shutdown()
+	s.wait()
+}
+
+// forget drops a closed connection, keeping its counters.
+func (s *server) forget(c *client) {
+	c.conn.Close()
+	s.retired.add(&c.counters)
+	s.connMu.Lock()
+	delete(s.clients, c)
 	s.connMu.Unlock()
 	s.wg.Done()
 }
 
-func (s *server) handle(c net.Conn) {
+// handle serves one connection until it closes, QUIT or a protocol error.
+func (s *server) handle(c *client) {
 	defer s.forget(c)
-	r := bufio.NewReaderSize(c, 64<<10)
-	w := replyWriter{bufio.NewWriterSize(c, 64<<10)}
 	for {
-		args, err := readCommand(r)
-		if err != nil {
-			var pe *protocolError
-			if errors.As(err, &pe) {
-				w.err("ERR " + pe.Error())
-				w.w.Flush()
+		for {
+			args, ok, err := c.rd.next()
+			if err != nil {
+				var pe *protocolError
+				if errors.As(err, &pe) {
+					c.err("ERR " + pe.Error())
+					c.flush()
+				}
+				return
 			}
-			return
-		}
-		if len(args) == 0 {
-			continue
-		}
-		s.commands.Add(1)
-		if quit := s.exec(w, args); quit {
-			w.w.Flush()
-			return
-		}
-		// Pipelining: flush when no further command is buffered.
-		if r.Buffered() == 0 {
-			if err := w.w.Flush(); err != nil {
+			if !ok {
+				break
+			}
+			if len(args) == 0 {
+				continue
+			}
+			s.exec(c, args)
+			if c.quit {
+				c.flush()
+				return
+			}
+			if len(c.out) >= flushAt && c.flush() != nil {
 				return
 			}
 		}
+		// Pipelining: the replies go out when no command is left.
+		if len(c.out) > 0 && c.flush() != nil {
+			return
+		}
+		c.rd.shrink()
+		if err := c.rd.fill(); err != nil {
+			return
+		}
+		c.counters.netIn.Store(c.rd.nread)
 	}
 }
 
-// arity: the number of arguments a command takes, the name included;
-// negative means at least that many.
-var arity = map[string]int{
-	"PING": -1, "GET": 2, "SET": 3, "DEL": -2, "EXISTS": -2, "INCR": 2, "MGET": -2, "MSET": -3,
-	"DBSIZE": 1, "FLUSHALL": -1, "INFO": -1, "SAVE": 1, "BGSAVE": -1, "LASTSAVE": 1,
-	"QUIT": 1, "ECHO": 2, "COMMAND": -1, "CONFIG": -2, "SELECT": 2,
-}
-
-// exec runs one command and writes its reply; it reports whether the
-// connection should close.
-func (s *server) exec(w replyWriter, args [][]byte) bool {
-	name := strings.ToUpper(string(args[0]))
-	a, known := arity[name]
+// exec runs one command.
+func (s *server) exec(c *client, args [][]byte) {
+	cmd := lookupCommand(args[0])
 	switch {
-	case !known:
-		w.err(fmt.Sprintf("ERR unknown command '%s', with args beginning with: %s", clip(args[0]), argsPreview(args[1:])))
-		return false
-	case a >= 0 && len(args) != a, a < 0 && len(args) < -a:
-		w.err(fmt.Sprintf("ERR wrong number of arguments for '%s' command", strings.ToLower(name)))
-		return false
-	}
-	switch name {
-	case "PING":
-		if len(args) > 2 {
-			w.err("ERR wrong number of arguments for 'ping' command")
-		} else if len(args) == 2 {
-			w.bulk(args[1])
-		} else {
-			w.simple("PONG")
-		}
-	case "ECHO":
-		w.bulk(args[1])
-	case "QUIT":
-		w.simple("OK")
-		return true
-	case "GET":
-		v, err := s.st.Get(args[1])
-		s.value(w, v, err)
-	case "SET":
-		s.writeMu.Lock()
-		err := s.st.Put(args[1], args[2])
-		s.writeMu.Unlock()
-		s.ok(w, err)
-	case "DEL":
-		n, err := s.del(args[1:])
-		s.reply(w, n, err)
-	case "EXISTS":
-		n, err := s.exists(args[1:])
-		s.reply(w, n, err)
-	case "INCR":
-		s.writeMu.Lock()
-		n, err := s.incr(args[1])
-		s.writeMu.Unlock()
-		if err != nil {
-			w.err(err.Error())
-		} else {
-			w.int(n)
-		}
-	case "MGET":
-		w.array(len(args) - 1)
-		for _, k := range args[1:] {
-			v, err := s.st.Get(k)
-			if err != nil {
-				v = nil
-			}
-			w.bulk(v)
-		}
-	case "MSET":
-		if len(args)%2 != 1 {
-			w.err("ERR wrong number of arguments for 'mset' command")
-			break
-		}
-		s.writeMu.Lock()
-		var err error
-		for i := 1; i < len(args) && err == nil; i += 2 {
-			err = s.st.Put(args[i], args[i+1])
-		}
-		s.writeMu.Unlock()
-		s.ok(w, err)
-	case "DBSIZE":
-		w.int(int64(s.st.Len()))
-	case "FLUSHALL":
-		s.writeMu.Lock()
-		err := s.st.Flush()
-		s.writeMu.Unlock()
-		s.ok(w, err)
-	case "INFO":
-		w.bulk([]byte(s.info(args[1:])))
-	case "SAVE":
-		s.saveMu.Lock()
-		busy := s.bgsaving
-		s.saveMu.Unlock()
-		if busy {
-			w.err("ERR Background save already in progress")
-			break
-		}
-		err := s.st.SaveFile(s.dump)
-		if err == nil {
-			s.saved()
-		}
-		s.ok(w, err)
-	case "BGSAVE":
-		if err := s.bgsave(); err != nil {
-			w.err(err.Error())
-		} else {
-			w.simple("Background saving started")
-		}
-	case "LASTSAVE":
-		s.saveMu.Lock()
-		w.int(s.lastSaveAt)
-		s.saveMu.Unlock()
-	case "SELECT":
-		if string(args[1]) != "0" {
-			w.err("ERR DB index is out of range")
-		} else {
-			w.simple("OK")
-		}
-	case "COMMAND", "CONFIG":
-		// Clients and redis-benchmark ask; there is nothing to configure.
-		w.array(0)
-	}
-	return false
-}
-
-// del deletes keys, returning how many there were.
-func (s *server) del(keys [][]byte) (int64, error) {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	var n int64
-	for _, k := range keys {
-		ok, err := s.st.Delete(k)
-		if err != nil {
-			return n, err
-		}
-		if ok {
-			n++
-		}
-	}
-	return n, nil
-}
-
-// exists counts the keys that are there.
-func (s *server) exists(keys [][]byte) (int64, error) {
-	var n int64
-	for _, k := range keys {
-		_, err := s.st.Get(k)
-		switch {
-		case err == nil:
-			n++
-		case !errors.Is(err, store.ErrNotFound):
-			return n, err
-		}
-	}
-	return n, nil
-}
-
-// reply writes an integer reply, or the error.
-func (s *server) reply(w replyWriter, n int64, err error) {
-	if err != nil {
-		w.err("ERR " + err.Error())
+	case cmd == nil:
+		c.err("ERR unknown command '" + clip(args[0], 128) + "', with args beginning with: " + argsPreview(args[1:]))
+		return
+	case cmd.arity >= 0 && len(args) != cmd.arity, cmd.arity < 0 && len(args) < -cmd.arity:
+		c.err("ERR wrong number of arguments for '" + cmd.name + "' command")
 		return
 	}
-	w.int(n)
+	c.counters.commands.Add(1)
+	cmd.run(s, c, args)
 }
 
-// value replies with a Get's result.
-func (s *server) value(w replyWriter, v []byte, err error) {
-	switch {
-	case err == nil:
-		if v == nil {
-			v = []byte{}
+// clip returns b as a string of at most n bytes, control characters
+// replaced by spaces, for an error message.
+func clip(b []byte, n int) string {
+	out := []byte(string(b[:min(len(b), n)]))
+	for i, ch := range out {
+		if ch < ' ' || ch == 0x7f {
+			out[i] = ' '
 		}
-		w.bulk(v)
-	case errors.Is(err, store.ErrNotFound):
-		w.bulk(nil)
-	default:
-		w.err("ERR " + err.Error())
 	}
+	return string(out)
 }
 
-func (s *server) ok(w replyWriter, err error) {
-	if err != nil {
-		w.err("ERR " + err.Error())
-		return
-	}
-	w.simple("OK")
-}
-
-// incr adds one to the integer at key. The caller holds writeMu.
-func (s *server) incr(key []byte) (int64, error) {
-	v, err := s.st.Get(key)
-	var n int64
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
-		return 0, fmt.Errorf("ERR %v", err)
-	default:
-		if n, err = strconv.ParseInt(string(v), 10, 64); err != nil || len(v) > 20 {
-			return 0, errors.New("ERR value is not an integer or out of range")
-		}
-	}
-	if n == 1<<63-1 {
-		return 0, errors.New("ERR increment or decrement would overflow")
-	}
-	n++
-	if err := s.st.Put(key, strconv.AppendInt(nil, n, 10)); err != nil {
-		return 0, fmt.Errorf("ERR %v", err)
-	}
-	return n, nil
-}
-
-// bgsave starts a background save to the dump file.
-func (s *server) bgsave() error {
-	s.saveMu.Lock()
-	defer s.saveMu.Unlock()
-	if s.bgsaving {
-		return errors.New("ERR Background save already in progress")
-	}
-	s.bgsaving = true
-	s.bgsaveWG.Add(1)
-	go func() {
-		defer s.bgsaveWG.Done()
-		err := s.st.SaveFile(s.dump)
-		if err != nil {
-			s.logf("background save: %v", err)
-		}
-		s.saveMu.Lock()
-		s.bgsaving = false
-		s.saveMu.Unlock()
-		if err == nil {
-			s.saved()
-		}
-	}()
-	return nil
-}
-
-func (s *server) saved() {
-	s.saveMu.Lock()
-	s.lastSaveAt = time.Now().Unix()
-	s.saveMu.Unlock()
-}
-
-// info renders INFO with Redis's field names.
-func (s *server) info(sections [][]byte) string {
-	want := func(name string) bool {
-		if len(sections) == 0 {
-			return true
-		}
-		for _, sec := range sections {
-			if l := strings.ToLower(string(sec)); l == name || l == "all" || l == "everything" || l == "default" {
-				return true
-			}
-		}
-		return false
-	}
-	st := s.st.Stats()
-	s.saveMu.Lock()
-	bgsaving, lastSave := s.bgsaving, s.lastSaveAt
-	s.saveMu.Unlock()
-	var b strings.Builder
-	field := func(k string, v any) { fmt.Fprintf(&b, "%s:%v\r\n", k, v) }
-	b01 := func(v bool) int {
-		if v {
-			return 1
-		}
-		return 0
-	}
-	if want("server") {
-		b.WriteString("# Server\r\n")
-		field("redis_version", "7.0.0-anonfolio")
-		field("process_id", os.Getpid())
-		field("uptime_in_seconds", int64(time.Since(s.start).Seconds()))
-		b.WriteString("\r\n")
-	}
-	if want("memory") {
-		b.WriteString("# Memory\r\n")
-		field("used_memory", st.ArenaBytes)
-		field("used_memory_dataset", st.ResidentBytes)
-		b.WriteString("\r\n")
-	}
-	if want("persistence") {
-		status := "ok"
-		if st.LastSaveErr != nil {
-			status = "err"
-		}
-		cur := int64(-1)
-		if st.SaveInProgress {
-			cur = int64(time.Since(st.CurrentSaveStart).Seconds())
-		}
-		b.WriteString("# Persistence\r\n")
-		field("loading", 0)
-		field("rdb_bgsave_in_progress", b01(bgsaving || st.SaveInProgress))
-		field("rdb_last_save_time", lastSave)
-		field("rdb_last_bgsave_status", status)
-		field("rdb_last_bgsave_time_sec", int64(st.LastSaveDuration.Round(time.Second).Seconds()))
-		field("rdb_last_bgsave_time_usec", st.LastSaveDuration.Microseconds())
-		field("rdb_current_bgsave_time_sec", cur)
-		field("rdb_saves", st.Saves)
-		field("rdb_last_cow_size", st.LastCowBytes)
-		field("rdb_last_cow_peak", st.LastCowPeak)
-		field("current_cow_size", st.CurrentCowBytes)
-		field("current_cow_peak", st.CurrentCowPeak)
-		field("current_save_keys_total", st.CurrentSaveKeys)
-		field("rdb_last_save_keys", st.LastSaveKeys)
-		b.WriteString("\r\n")
-	}
-	if want("stats") {
-		b.WriteString("# Stats\r\n")
-		field("total_connections_received", s.conns.Load())
-		field("total_commands_processed", s.commands.Load())
-		field("latest_fork_usec", st.LastFork.Microseconds())
-		field("total_forks", st.Forks)
-		b.WriteString("\r\n")
-	}
-	if want("keyspace") {
-		b.WriteString("# Keyspace\r\n")
-		if st.Keys > 0 {
-			fmt.Fprintf(&b, "db0:keys=%d,expires=0,avg_ttl=0\r\n", st.Keys)
-		}
-	}
-	return b.String()
-}
-
-func clip(b []byte) string {
-	if len(b) > 128 {
-		b = b[:128]
-	}
-	return strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, string(b))
-}
-
+// argsPreview lists arguments as Redis's unknown-command error does: each
+// quoted and followed by a space, 128 bytes in all at most.
 func argsPreview(args [][]byte) string {
-	var parts []string
-	for _, a := range args[:min(len(args), 4)] {
-		parts = append(parts, "'"+clip(a)+"'")
+	var b []byte
+	for _, a := range args {
+		room := 128 - len(b)
+		if room <= 0 {
+			break
+		}
+		b = append(b, '\'')
+		b = append(b, clip(a, room)...)
+		b = append(b, '\'', ' ')
 	}
-	return strings.Join(parts, " ")
+	return string(b)
 }

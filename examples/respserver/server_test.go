@@ -1,13 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
-	"path/filepath"
+	"os"
+	"os/exec"
+	"reflect"
+	"slices"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,10 +18,53 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// startServer runs a server on 127.0.0.1:0 and returns a go-redis client.
-func startServer(t *testing.T) (*server, *redis.Client, string) {
+// TestMain runs the server's main instead of the tests when a test starts
+// this binary as a server (TestSignals).
+func TestMain(m *testing.M) {
+	if os.Getenv("RESPSERVER_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// fakeClock is the store's clock in tests: unix milliseconds, moved by hand.
+type fakeClock struct{ ms atomic.Int64 }
+
+func (c *fakeClock) now() int64              { return c.ms.Load() }
+func (c *fakeClock) advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
+
+// testServer is a server on 127.0.0.1:0 with a fake clock.
+type testServer struct {
+	srv   *server
+	st    *store.Store
+	c     *redis.Client
+	addr  string
+	dir   string
+	clock *fakeClock
+	done  chan error
+}
+
+// startServer runs a server over a new store (or the image in dir) with
+// save points save.
+func startServer(t *testing.T, dir, save string) *testServer {
+	return startServerShards(t, dir, save, 8)
+}
+
+// startServerShards is startServer with a store of that many shards.
+func startServerShards(t *testing.T, dir, save string, shards int) *testServer {
 	t.Helper()
-	st, err := store.Open(store.Options{Arena: folio.Config{Size: 64 << 20}})
+	clock := &fakeClock{}
+	clock.ms.Store(1_700_000_000_000)
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	cfg, err := newConfig(dir, "dump.kv", save, 0, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := store.Options{Arena: folio.Config{Size: 64 << 20}, Shards: shards, Clock: clock.now}
+	st, loaded, err := loadImage(cfg.dumpPath(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,222 +72,396 @@ func startServer(t *testing.T) (*server, *redis.Client, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newServer(st, filepath.Join(t.TempDir(), "dump.kv"))
-	s.logf = t.Logf
-	done := make(chan error, 1)
-	go func() { done <- s.serve(ln) }()
-	c := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), Protocol: 2, DisableIdentity: true})
-	t.Cleanup(func() {
-		c.Close()
-		s.close()
-		if err := <-done; err != nil {
-			t.Error(err)
+	ts := &testServer{srv: newServer(st, cfg), st: st, addr: ln.Addr().String(), dir: dir, clock: clock, done: make(chan error, 1)}
+	ts.srv.logf = t.Logf
+	if loaded {
+		ts.srv.setLoaded(st.Len())
+	}
+	go func() { ts.done <- ts.srv.serve(ln) }()
+	// One connection: CLIENT SETNAME and GETNAME must meet.
+	ts.c = redis.NewClient(&redis.Options{Addr: ts.addr, Protocol: 2, DisableIdentity: true, PoolSize: 1})
+	t.Cleanup(func() { ts.stop(t) })
+	return ts
+}
+
+// stop shuts the server down (if it is not already) and closes the store.
+func (ts *testServer) stop(t *testing.T) {
+	if ts.st == nil {
+		return
+	}
+	ts.c.Close()
+	ts.srv.close()
+	if err := <-ts.done; err != nil {
+		t.Error(err)
+	}
+	ts.st.Close()
+	ts.st = nil
+}
+
+// step is one command and the reply Redis documents for it: a value as
+// go-redis's Do returns it (string, int64, []any, nil for a nil reply),
+// or an error message prefix (wantErr).
+type step struct {
+	args    []any
+	want    any
+	wantErr string
+	approx  int64 // an integer reply may be this much below want (a TTL against a real clock)
+	sorted  bool  // an array reply in no particular order: compared sorted
+}
+
+func run(t *testing.T, c *redis.Client, steps []step) {
+	t.Helper()
+	ctx := context.Background()
+	for _, s := range steps {
+		got, err := c.Do(ctx, s.args...).Result()
+		switch {
+		case s.wantErr != "":
+			if err == nil || !strings.HasPrefix(err.Error(), s.wantErr) {
+				t.Errorf("%v: got %#v, %v; want the error %q", s.args, got, err, s.wantErr)
+			}
+		case err == redis.Nil:
+			if s.want != nil {
+				t.Errorf("%v: got nil; want %#v", s.args, s.want)
+			}
+		case err != nil:
+			t.Errorf("%v: %v; want %#v", s.args, err, s.want)
+		case s.sorted:
+			g, _ := got.([]any)
+			g = slices.Clone(g)
+			slices.SortFunc(g, func(a, b any) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
+			if !reflect.DeepEqual(g, s.want) {
+				t.Errorf("%v: got %#v; want %#v (in any order)", s.args, got, s.want)
+			}
+		case s.approx > 0:
+			if n, ok := got.(int64); !ok || n > s.want.(int64) || n < s.want.(int64)-s.approx {
+				t.Errorf("%v: got %#v; want %#v (less at most %d)", s.args, got, s.want, s.approx)
+			}
+		case !reflect.DeepEqual(got, s.want):
+			t.Errorf("%v: got %#v; want %#v", s.args, got, s.want)
 		}
-		st.Close()
+	}
+}
+
+func args(a ...any) []any { return a }
+
+func list(a ...any) []any {
+	if a == nil {
+		return []any{}
+	}
+	return a
+}
+
+// TestStringCommands: the string commands, replies and errors as Redis's
+// command docs give them.
+func TestStringCommands(t *testing.T) {
+	ts := startServer(t, "", "")
+	run(t, ts.c, stringSteps)
+	testLargeValues(t, ts.c)
+}
+
+// TestServerCommands: the connection and server commands.
+func TestServerCommands(t *testing.T) {
+	ts := startServer(t, "", "")
+	run(t, ts.c, serverSteps)
+	// Where this server differs from Redis by design: one database, RESP2.
+	run(t, ts.c, []step{
+		{args: args("SELECT", "1"), wantErr: "ERR DB index is out of range"},
+		{args: args("HELLO", "3"), wantErr: "NOPROTO unsupported protocol version"},
+		{args: args("HELLO", "x"), wantErr: "ERR Protocol version is not an integer or out of range"},
+		{args: args("CONFIG", "SET", "save-delta", "yes"), wantErr: "ERR CONFIG SET failed (possibly related to argument 'save-delta')"},
+		{args: args("CONFIG", "SET", "appendonly", "yes"), wantErr: "ERR CONFIG SET failed (possibly related to argument 'appendonly')"},
+		{args: args("CONFIG", "GET", "save-delta"), want: list("save-delta", "no")},
 	})
-	return s, c, ln.Addr().String()
 }
 
-func TestCommands(t *testing.T) {
-	_, c, _ := startServer(t)
+// TestAgainstRedis runs the same steps against redis-server, if it is
+// installed: the replies this server's tests expect are Redis's.
+func TestAgainstRedis(t *testing.T) {
+	c := redisServer(t)
+	for name, steps := range map[string][]step{"strings": stringSteps, "keys": keySteps, "server": serverSteps} {
+		t.Run(name, func(t *testing.T) {
+			if err := c.FlushAll(context.Background()).Err(); err != nil {
+				t.Fatal(err)
+			}
+			run(t, c, steps)
+		})
+	}
+	testLargeValues(t, c)
+	t.Run("bad input", func(t *testing.T) { checkBadInput(t, c.Options().Addr) })
+}
+
+var stringSteps = []step{
+	{args: args("GET", "k")},
+	{args: args("SET", "k", "v"), want: "OK"},
+	{args: args("GET", "k"), want: "v"},
+	{args: args("set", "k", "w"), want: "OK"}, // any case
+	{args: args("GET", "k"), want: "w"},
+	{args: args("SET", "empty", ""), want: "OK"},
+	{args: args("GET", "empty"), want: ""},
+	{args: args("SET", "", "empty key"), want: "OK"},
+	{args: args("GET", ""), want: "empty key"},
+	// NX, XX, GET.
+	{args: args("SET", "k", "x", "NX")},
+	{args: args("SET", "new", "1", "NX"), want: "OK"},
+	{args: args("SET", "absent", "1", "XX")},
+	{args: args("GET", "absent")},
+	{args: args("SET", "k", "x", "XX"), want: "OK"},
+	{args: args("SET", "k", "y", "GET"), want: "x"},
+	{args: args("SET", "nokey", "y", "GET")},
+	{args: args("GET", "nokey"), want: "y"},
+	{args: args("SET", "k", "z", "NX", "GET"), want: "y"}, // not set, the old value
+	{args: args("GET", "k"), want: "y"},
+	{args: args("SET", "k", "v", "NX", "XX"), wantErr: "ERR syntax error"},
+	{args: args("SET", "k", "v", "XX", "NX"), wantErr: "ERR syntax error"},
+	{args: args("SET", "k", "v", "EX"), wantErr: "ERR syntax error"},
+	{args: args("SET", "k", "v", "EX", "10", "PX", "10"), wantErr: "ERR syntax error"},
+	{args: args("SET", "k", "v", "EX", "10", "KEEPTTL"), wantErr: "ERR syntax error"},
+	{args: args("SET", "k", "v", "KEEPTTL", "EX", "10"), wantErr: "ERR syntax error"},
+	{args: args("SET", "k", "v", "BOGUS"), wantErr: "ERR syntax error"},
+	{args: args("SET", "k", "v", "EX", "ten"), wantErr: "ERR value is not an integer or out of range"},
+	{args: args("SET", "k", "v", "EX", "0"), wantErr: "ERR invalid expire time in 'set' command"},
+	{args: args("SET", "k", "v", "PX", "-5"), wantErr: "ERR invalid expire time in 'set' command"},
+	{args: args("SET", "k", "v", "EX", "9223372036854775"), wantErr: "ERR invalid expire time in 'set' command"},
+	{args: args("SET", "k"), wantErr: "ERR wrong number of arguments for 'set' command"},
+	{args: args("GET", "y"), want: nil},
+	// SETNX, SETEX, PSETEX, GETSET, GETDEL.
+	{args: args("SETNX", "k", "v"), want: int64(0)},
+	{args: args("SETNX", "nx", "v"), want: int64(1)},
+	{args: args("SETEX", "ex", "10", "v"), want: "OK"},
+	{args: args("TTL", "ex"), want: int64(10)},
+	{args: args("SETEX", "ex", "0", "v"), wantErr: "ERR invalid expire time in 'setex' command"},
+	{args: args("PSETEX", "pex", "1500", "v"), want: "OK"},
+	{args: args("PTTL", "pex"), want: int64(1500), approx: 100},
+	{args: args("PSETEX", "pex", "-1", "v"), wantErr: "ERR invalid expire time in 'psetex' command"},
+	{args: args("GETSET", "k", "g"), want: "y"},
+	{args: args("GETSET", "gs", "g")},
+	{args: args("GET", "gs"), want: "g"},
+	{args: args("GETDEL", "gs"), want: "g"},
+	{args: args("GETDEL", "gs")},
+	{args: args("EXISTS", "gs"), want: int64(0)},
+	// MGET, MSET, MSETNX.
+	{args: args("MSET", "a", "1", "b", "2"), want: "OK"},
+	{args: args("MGET", "a", "nope", "b"), want: list("1", nil, "2")},
+	{args: args("MSET", "a", "1", "b"), wantErr: "ERR wrong number of arguments for 'mset' command"},
+	{args: args("MSETNX", "c", "3", "a", "9"), want: int64(0)},
+	{args: args("EXISTS", "c"), want: int64(0)},
+	{args: args("MSETNX", "c", "3", "d", "4"), want: int64(1)},
+	{args: args("MGET", "c", "d"), want: list("3", "4")},
+	// INCR and its family.
+	{args: args("INCR", "n"), want: int64(1)},
+	{args: args("INCRBY", "n", "41"), want: int64(42)},
+	{args: args("DECR", "n"), want: int64(41)},
+	{args: args("DECRBY", "n", "50"), want: int64(-9)},
+	{args: args("GET", "n"), want: "-9"},
+	{args: args("INCRBY", "n", "x"), wantErr: "ERR value is not an integer or out of range"},
+	{args: args("INCR", "k"), wantErr: "ERR value is not an integer or out of range"},
+	{args: args("SET", "sp", " 1"), want: "OK"},
+	{args: args("INCR", "sp"), wantErr: "ERR value is not an integer or out of range"},
+	{args: args("SET", "z", "01"), want: "OK"},
+	{args: args("INCR", "z"), wantErr: "ERR value is not an integer or out of range"},
+	{args: args("SET", "max", "9223372036854775807"), want: "OK"},
+	{args: args("INCR", "max"), wantErr: "ERR increment or decrement would overflow"},
+	{args: args("SET", "min", "-9223372036854775808"), want: "OK"},
+	{args: args("DECR", "min"), wantErr: "ERR increment or decrement would overflow"},
+	{args: args("DECRBY", "n", "-9223372036854775808"), wantErr: "ERR decrement would overflow"},
+	{args: args("INCRBY", "n", "9223372036854775808"), wantErr: "ERR value is not an integer or out of range"},
+	// APPEND, STRLEN.
+	{args: args("APPEND", "ap", "Hello"), want: int64(5)},
+	{args: args("APPEND", "ap", " World"), want: int64(11)},
+	{args: args("GET", "ap"), want: "Hello World"},
+	{args: args("STRLEN", "ap"), want: int64(11)},
+	{args: args("STRLEN", "nothing"), want: int64(0)},
+}
+
+// TestKeyCommands: the keyspace commands, with TTLs set and read at one
+// instant (TestExpiry moves the clock).
+func TestKeyCommands(t *testing.T) {
+	ts := startServer(t, "", "")
+	run(t, ts.c, keySteps)
+}
+
+const year2100 = 4102444800 // unix seconds
+
+var keySteps = []step{
+	{args: args("MSET", "a", "1", "b", "2", "c", "3"), want: "OK"},
+	{args: args("DEL", "a", "nope"), want: int64(1)},
+	{args: args("UNLINK", "b", "b"), want: int64(1)},
+	{args: args("DEL"), wantErr: "ERR wrong number of arguments for 'del' command"},
+	{args: args("EXISTS", "c", "c", "nope"), want: int64(2)},
+	{args: args("TYPE", "c"), want: "string"},
+	{args: args("TYPE", "nope"), want: "none"},
+	{args: args("DBSIZE"), want: int64(1)},
+	{args: args("MSET", "hello", "1", "hallo", "1", "hxllo", "1", "hllo", "1", "heeeello", "1", "hbllo", "1", "h*llo", "1"), want: "OK"},
+	{args: args("KEYS", "h?llo"), want: list("h*llo", "hallo", "hbllo", "hello", "hxllo"), sorted: true},
+	{args: args("KEYS", "h*llo"), want: list("h*llo", "hallo", "hbllo", "heeeello", "hello", "hllo", "hxllo"), sorted: true},
+	{args: args("KEYS", "h[ae]llo"), want: list("hallo", "hello"), sorted: true},
+	{args: args("KEYS", "h[^e]llo"), want: list("h*llo", "hallo", "hbllo", "hxllo"), sorted: true},
+	{args: args("KEYS", "h[a-b]llo"), want: list("hallo", "hbllo"), sorted: true},
+	{args: args("KEYS", `h\*llo`), want: list("h*llo"), sorted: true},
+	{args: args("KEYS", "nothing*"), want: list()},
+	{args: args("KEYS", "*"), want: list("c", "h*llo", "hallo", "hbllo", "heeeello", "hello", "hllo", "hxllo"), sorted: true},
+	// Expire times, read at once.
+	{args: args("EXPIRE", "c", "100"), want: int64(1)},
+	{args: args("TTL", "c"), want: int64(100)},
+	{args: args("PTTL", "c"), want: int64(100_000), approx: 100},
+	{args: args("EXPIRE", "c", "100", "NX"), want: int64(0)},
+	{args: args("EXPIRE", "c", "50", "XX"), want: int64(1)},
+	{args: args("EXPIRE", "c", "40", "GT"), want: int64(0)},
+	{args: args("EXPIRE", "c", "60", "GT"), want: int64(1)},
+	{args: args("EXPIRE", "c", "70", "LT"), want: int64(0)},
+	{args: args("EXPIRE", "c", "30", "lt"), want: int64(1)},
+	{args: args("EXPIRE", "c", "20", "XX", "LT"), want: int64(1)},
+	{args: args("TTL", "c"), want: int64(20)},
+	{args: args("EXPIRE", "c", "10", "NX", "XX"), wantErr: "ERR NX and XX, GT or LT options at the same time are not compatible"},
+	{args: args("EXPIRE", "c", "10", "GT", "LT"), wantErr: "ERR GT and LT options at the same time are not compatible"},
+	{args: args("EXPIRE", "c", "10", "FOO"), wantErr: "ERR Unsupported option FOO"},
+	{args: args("EXPIRE", "c", "ten"), wantErr: "ERR value is not an integer or out of range"},
+	{args: args("EXPIRE", "c", "9223372036854775807"), wantErr: "ERR invalid expire time in 'expire' command"},
+	{args: args("PEXPIRE", "c", "9223372036854775807"), wantErr: "ERR invalid expire time in 'pexpire' command"},
+	{args: args("EXPIRE", "nokey", "10"), want: int64(0)},
+	{args: args("TTL", "nokey"), want: int64(-2)},
+	{args: args("PTTL", "nokey"), want: int64(-2)},
+	{args: args("PERSIST", "c"), want: int64(1)},
+	{args: args("TTL", "c"), want: int64(-1)},
+	{args: args("PERSIST", "c"), want: int64(0)},
+	{args: args("PERSIST", "nokey"), want: int64(0)},
+	{args: args("EXPIRE", "hello", "10", "GT"), want: int64(0)}, // no TTL is infinite for GT
+	{args: args("EXPIRE", "hello", "10", "LT"), want: int64(1)}, // and for LT
+	{args: args("EXPIREAT", "c", fmt.Sprint(year2100)), want: int64(1)},
+	{args: args("EXPIRETIME", "c"), want: int64(year2100)},
+	{args: args("PEXPIRETIME", "c"), want: int64(year2100 * 1000)},
+	{args: args("PEXPIREAT", "c", fmt.Sprint(year2100*1000+1234)), want: int64(1)},
+	{args: args("PEXPIRETIME", "c"), want: int64(year2100*1000 + 1234)},
+	{args: args("EXPIRETIME", "nokey"), want: int64(-2)},
+	{args: args("EXPIRETIME", "hallo"), want: int64(-1)},
+	{args: args("EXPIRE", "c", "-1"), want: int64(1)}, // in the past: deleted
+	{args: args("EXISTS", "c"), want: int64(0)},
+	{args: args("PEXPIREAT", "hallo", "1"), want: int64(1)},
+	{args: args("GET", "hallo")},
+	// SET and the TTL.
+	{args: args("SET", "t", "v", "EX", "100"), want: "OK"},
+	{args: args("SET", "t", "w", "KEEPTTL"), want: "OK"},
+	{args: args("TTL", "t"), want: int64(100)},
+	{args: args("SET", "t", "x"), want: "OK"},
+	{args: args("TTL", "t"), want: int64(-1)},
+	{args: args("SET", "t", "v", "PX", "100000"), want: "OK"},
+	{args: args("TTL", "t"), want: int64(100)},
+	{args: args("SET", "t", "v", "EXAT", fmt.Sprint(year2100)), want: "OK"},
+	{args: args("EXPIRETIME", "t"), want: int64(year2100)},
+	{args: args("SET", "t", "v", "PXAT", fmt.Sprint(year2100*1000+5)), want: "OK"},
+	{args: args("PEXPIRETIME", "t"), want: int64(year2100*1000 + 5)},
+	{args: args("SET", "t", "v", "EXAT", "1"), want: "OK"}, // in the past: set and expired at once
+	{args: args("GET", "t")},
+	{args: args("SET", "t", "v", "EX", "100", "GET")},
+	{args: args("INCR", "t"), wantErr: "ERR value is not an integer or out of range"},
+	{args: args("SET", "t", "5", "KEEPTTL"), want: "OK"},
+	{args: args("INCR", "t"), want: int64(6)},
+	{args: args("TTL", "t"), want: int64(100)}, // INCR keeps the TTL
+	{args: args("APPEND", "t", "0"), want: int64(2)},
+	{args: args("TTL", "t"), want: int64(100)}, // and APPEND
+	{args: args("GETSET", "t", "1"), want: "60"},
+	{args: args("TTL", "t"), want: int64(-1)}, // GETSET drops it
+	// FLUSHDB and FLUSHALL.
+	{args: args("FLUSHDB"), want: "OK"},
+	{args: args("DBSIZE"), want: int64(0)},
+	{args: args("SET", "x", "1"), want: "OK"},
+	{args: args("FLUSHALL", "ASYNC"), want: "OK"},
+	{args: args("DBSIZE"), want: int64(0)},
+	{args: args("FLUSHALL", "FOO"), wantErr: "ERR syntax error"},
+}
+
+// serverSteps: the connection and server commands whose replies do not
+// depend on the server (versions, ids, times).
+var serverSteps = []step{
+	{args: args("PING"), want: "PONG"},
+	{args: args("PING", "hi"), want: "hi"},
+	{args: args("PING", "a", "b"), wantErr: "ERR wrong number of arguments for 'ping' command"},
+	{args: args("ECHO", "hi"), want: "hi"},
+	{args: args("ECHO"), wantErr: "ERR wrong number of arguments for 'echo' command"},
+	{args: args("SELECT", "0"), want: "OK"},
+	{args: args("SELECT", "x"), wantErr: "ERR value is not an integer or out of range"},
+	{args: args("NOSUCH", "a", "b"), wantErr: "ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' "},
+	{args: args("GET"), wantErr: "ERR wrong number of arguments for 'get' command"},
+	{args: args("CONFIG", "GET", "save"), want: list("save", "")},
+	{args: args("CONFIG", "GET", "appendonly"), want: list("appendonly", "no")},
+	{args: args("CONFIG", "SET", "hz", "20"), want: "OK"},
+	{args: args("CONFIG", "GET", "hz"), want: list("hz", "20")},
+	{args: args("CONFIG", "SET", "hz", "10"), want: "OK"},
+	{args: args("CONFIG", "GET", "nosuch"), want: list()},
+	{args: args("CONFIG", "SET", "nosuch", "1"), wantErr: "ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'"},
+	{args: args("CONFIG", "FOO"), wantErr: "ERR unknown subcommand 'FOO'. Try CONFIG HELP."},
+	{args: args("CLIENT", "SETNAME", "tester"), want: "OK"},
+	{args: args("CLIENT", "GETNAME"), want: "tester"},
+	{args: args("CLIENT", "SETNAME", "a b"), wantErr: "ERR Client names cannot contain spaces, newlines or special characters."},
+	{args: args("CLIENT", "FOO"), wantErr: "ERR unknown subcommand 'FOO'. Try CLIENT HELP."},
+	{args: args("BGSAVE", "FOO"), wantErr: "ERR syntax error"},
+	{args: args("SCAN", "x"), wantErr: "ERR invalid cursor"},
+	{args: args("SCAN", "0", "COUNT", "0"), wantErr: "ERR syntax error"},
+	{args: args("SCAN", "0", "COUNT", "x"), wantErr: "ERR value is not an integer or out of range"},
+	{args: args("SCAN", "0", "FOO", "x"), wantErr: "ERR syntax error"},
+}
+
+// testLargeValues: APPEND across sizes (in place, moved, large), and
+// values of a megabyte.
+func testLargeValues(t *testing.T, c *redis.Client) {
 	ctx := context.Background()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
+	var want strings.Builder
+	for i := range 300 {
+		part := strings.Repeat(string(rune('a'+i%26)), 1+i*7)
+		want.WriteString(part)
+		if n, err := c.Append(ctx, "grow", part).Result(); err != nil || n != int64(want.Len()) {
+			t.Fatalf("APPEND %d: %d, %v; want %d", i, n, err, want.Len())
 		}
 	}
-	if v, err := c.Ping(ctx).Result(); err != nil || v != "PONG" {
-		t.Fatalf("PING: %q %v", v, err)
+	if v, err := c.Get(ctx, "grow").Result(); err != nil || v != want.String() {
+		t.Fatalf("GET after appends: %d bytes, %v; want %d", len(v), err, want.Len())
 	}
-	must(c.Set(ctx, "a", "1", 0).Err())
-	if v, err := c.Get(ctx, "a").Result(); err != nil || v != "1" {
-		t.Fatalf("GET: %q %v", v, err)
+	// Large values round-trip.
+	big := strings.Repeat("0123456789", 100_000)
+	if err := c.MSet(ctx, "big", big, "a", "1").Err(); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := c.Get(ctx, "missing").Result(); err != redis.Nil {
-		t.Fatalf("GET missing: %v", err)
+	if v, err := c.Get(ctx, "big").Result(); err != nil || v != big {
+		t.Fatalf("GET of 1 MB: %d bytes, %v", len(v), err)
 	}
-	must(c.Set(ctx, "empty", "", 0).Err())
-	if v, err := c.Get(ctx, "empty").Result(); err != nil || v != "" {
-		t.Fatalf("GET empty: %q %v", v, err)
-	}
-	if n, err := c.Incr(ctx, "a").Result(); err != nil || n != 2 {
-		t.Fatalf("INCR: %d %v", n, err)
-	}
-	if n, err := c.Incr(ctx, "counter").Result(); err != nil || n != 1 {
-		t.Fatalf("INCR new: %d %v", n, err)
-	}
-	must(c.Set(ctx, "s", "abc", 0).Err())
-	if err := c.Incr(ctx, "s").Err(); err == nil || !strings.Contains(err.Error(), "not an integer") {
-		t.Fatalf("INCR of a string: %v", err)
-	}
-	must(c.MSet(ctx, "x", "1", "y", "2").Err())
-	if v, err := c.MGet(ctx, "x", "nope", "y").Result(); err != nil || fmt.Sprint(v) != "[1 <nil> 2]" {
-		t.Fatalf("MGET: %v %v", v, err)
-	}
-	if n, err := c.Exists(ctx, "x", "y", "nope").Result(); err != nil || n != 2 {
-		t.Fatalf("EXISTS: %d %v", n, err)
-	}
-	if n, err := c.Del(ctx, "x", "nope").Result(); err != nil || n != 1 {
-		t.Fatalf("DEL: %d %v", n, err)
-	}
-	if n, err := c.DBSize(ctx).Result(); err != nil || n != 5 { // a, empty, counter, s, y
-		t.Fatalf("DBSIZE: %d %v", n, err)
-	}
-	must(c.Save(ctx).Err())
-	if ts, err := c.LastSave(ctx).Result(); err != nil || time.Since(time.Unix(ts, 0)) > time.Minute {
-		t.Fatalf("LASTSAVE: %d %v", ts, err)
-	}
-	info, err := c.Info(ctx, "persistence", "stats").Result()
-	must(err)
-	for _, f := range []string{"rdb_bgsave_in_progress:0", "rdb_last_bgsave_status:ok", "rdb_last_cow_size:", "current_cow_peak:", "latest_fork_usec:", "rdb_saves:1"} {
-		if !strings.Contains(info, f) {
-			t.Errorf("INFO lacks %q:\n%s", f, info)
-		}
-	}
-	must(c.FlushAll(ctx).Err())
-	if n, err := c.DBSize(ctx).Result(); err != nil || n != 0 {
-		t.Fatalf("DBSIZE after FLUSHALL: %d %v", n, err)
-	}
-	if err := c.Do(ctx, "NOSUCH", "x").Err(); err == nil || !strings.Contains(err.Error(), "unknown command") {
-		t.Fatalf("unknown command: %v", err)
-	}
-	if err := c.Do(ctx, "GET").Err(); err == nil || !strings.Contains(err.Error(), "wrong number of arguments") {
-		t.Fatalf("GET without a key: %v", err)
-	}
-	if v, err := c.Ping(ctx).Result(); err != nil || v != "PONG" {
-		t.Fatalf("PING after errors: %q %v", v, err)
+	if v, err := c.MGet(ctx, "big", "a").Result(); err != nil || v[0] != big || v[1] != "1" {
+		t.Fatalf("MGET of 1 MB: %v", err)
 	}
 }
 
-// TestBGSAVEUnderWrites runs BGSAVE while clients write: each value names
-// its key, so the saved image must hold only whole, matching values, and
-// every key written before the BGSAVE.
-func TestBGSAVEUnderWrites(t *testing.T) {
-	s, c, _ := startServer(t)
-	ctx := context.Background()
-	const keys = 2000
-	for i := range keys {
-		if err := c.Set(ctx, fmt.Sprintf("k%d", i), fmt.Sprintf("k%d=0", i), 0).Err(); err != nil {
-			t.Fatal(err)
-		}
+// redisServer starts a redis-server on a free port for the differential
+// tests, or skips (saying so) when none is installed.
+func redisServer(t *testing.T) *redis.Client {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redis-server is not installed: the replies are not compared with Redis's (apt-get install redis-server)")
 	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var writes [4]int
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 1; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				k := fmt.Sprintf("k%d", (i*7+w*13)%keys)
-				if err := c.Set(ctx, k, fmt.Sprintf("%s=%d", k, i), 0).Err(); err != nil {
-					t.Error(err)
-					return
-				}
-				writes[w]++
-			}
-		}()
-	}
-	time.Sleep(20 * time.Millisecond)
-	if v, err := c.BgSave(ctx).Result(); err != nil || !strings.Contains(v, "started") {
-		t.Fatalf("BGSAVE: %q %v", v, err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		info, err := c.Info(ctx, "persistence").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.Contains(info, "rdb_bgsave_in_progress:0") {
-			if !strings.Contains(info, "rdb_last_bgsave_status:ok") {
-				t.Fatalf("BGSAVE failed:\n%s", info)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("BGSAVE did not finish")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	close(stop)
-	wg.Wait()
-	t.Logf("writes during the test: %v", writes)
-	l, err := store.LoadFile(s.dump, store.Options{Arena: folio.Config{Size: 64 << 20}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	if l.Len() != keys {
-		t.Fatalf("the image holds %d keys, want %d", l.Len(), keys)
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", t.TempDir(), "--logfile", "")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
-	l.Range(func(k, v []byte) bool {
-		if !strings.HasPrefix(string(v), string(k)+"=") {
-			t.Errorf("key %q holds %q", k, v)
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), Protocol: 2, DisableIdentity: true, PoolSize: 1})
+	t.Cleanup(func() { c.Close() })
+	for i := 0; ; i++ {
+		if c.Ping(context.Background()).Err() == nil {
+			return c
 		}
-		return true
-	})
+		if i > 200 {
+			t.Fatal("redis-server did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
-// TestBadInput sends malformed requests on a raw connection: each gets an
-// error reply; the server (and, for mere command errors, the connection)
-// keeps working.
-func TestBadInput(t *testing.T) {
-	_, c, addr := startServer(t)
-	send := func(req string, lines int) []string {
-		t.Helper()
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := conn.Write([]byte(req)); err != nil {
-			t.Fatal(err)
-		}
-		r := bufio.NewReader(conn)
-		var out []string
-		for range lines {
-			l, err := r.ReadString('\n')
-			if err != nil {
-				t.Fatalf("after %q: %v", out, err)
-			}
-			out = append(out, strings.TrimRight(l, "\r\n"))
-		}
-		return out
-	}
-	for _, tc := range []struct {
-		name, req string
-		want      []string
-	}{
-		{"unknown command, then PING on the same connection", "*1\r\n$5\r\nBOGUS\r\nPING\r\n", []string{"-ERR unknown command 'BOGUS'", "+PONG"}},
-		{"wrong arity, then PING", "*1\r\n$3\r\nSET\r\n*1\r\n$4\r\nPING\r\n", []string{"-ERR wrong number of arguments", "+PONG"}},
-		{"inline commands", "SET a b\r\nGET a\r\n", []string{"+OK", "$1", "b"}},
-		{"a bad multibulk length", "*abc\r\n", []string{"-ERR Protocol error: invalid multibulk length"}},
-		{"a bulk length over the limit", "*1\r\n$999999999999\r\n", []string{"-ERR Protocol error: invalid bulk length"}},
-		{"a negative bulk length", "*1\r\n$-5\r\n", []string{"-ERR Protocol error: invalid bulk length"}},
-		{"a missing $", "*1\r\n+PING\r\n", []string{"-ERR Protocol error: expected '$'"}},
-		{"a bulk string without CRLF", "*1\r\n$4\r\nPINGxx", []string{"-ERR Protocol error: bulk string not terminated"}},
-		{"too many arguments", "*99999999\r\n", []string{"-ERR Protocol error: invalid multibulk length"}},
-		{"an inline line too long", strings.Repeat("a", 70<<10) + "\r\n", []string{"-ERR Protocol error: too big inline request"}},
-	} {
-		got := send(tc.req, len(tc.want))
-		for i, w := range tc.want {
-			if !strings.HasPrefix(got[i], w) {
-				t.Errorf("%s: reply %d is %q, want %q...", tc.name, i, got[i], w)
-			}
-		}
-	}
-	// The server goes on serving.
-	if v, err := c.Ping(context.Background()).Result(); err != nil || v != "PONG" {
-		t.Fatalf("PING after bad input: %q %v", v, err)
-	}
-	if v, err := c.Get(context.Background(), "a").Result(); err != nil || v != "b" {
-		t.Fatalf("GET after bad input: %q %v", v, err)
-	}
-}
+// newDefaultClient is a go-redis client with its defaults: RESP3 asked
+// with HELLO 3, and CLIENT SETINFO sent.
+func newDefaultClient(addr string) *redis.Client { return redis.NewClient(&redis.Options{Addr: addr}) }

@@ -1,9 +1,16 @@
 package store
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/anonfolio/anonfolio/cow"
+)
 
 // Errors. Each is a sentinel for errors.Is; returned errors wrap them with
-// detail. Running out of the arena's memory is folio.ErrNoMemory.
+// detail, except ErrNotFound from the read paths, which is returned as is
+// so that a miss does not allocate. Running out of the arena's memory is
+// folio.ErrNoMemory.
 var (
 	// ErrNotFound: no value is stored under the key.
 	ErrNotFound = errors.New("store: key not found")
@@ -17,4 +24,18 @@ var (
 	ErrCorrupt = errors.New("store: corrupt image")
 	// ErrSaveInProgress: Save was called while another save was running.
 	ErrSaveInProgress = errors.New("store: a save is already in progress")
+	// ErrNotInteger: IncrBy on a value that is not a decimal int64.
+	ErrNotInteger = errors.New("store: value is not an integer or out of range")
+	// ErrOverflow: IncrBy would overflow an int64.
+	ErrOverflow = errors.New("store: increment or decrement would overflow")
 )
+
+var errOddPairs = fmt.Errorf("%w: an odd number of arguments for key/value pairs", cow.ErrInvalid)
+
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
+}
+
+func tooLarge(klen, vlen int) error {
+	return fmt.Errorf("%w: key of %d bytes, value of %d", ErrTooLarge, klen, vlen)
+}

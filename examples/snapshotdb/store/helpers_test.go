@@ -87,7 +87,7 @@ func checkStore(t testing.TB, s *Store, model map[string]string, snaps ...*Snaps
 	t.Helper()
 	spaces := []*cow.Space{s.sp}
 	for _, sn := range snaps {
-		spaces = append(spaces, sn.t.sp)
+		spaces = append(spaces, sn.sp)
 	}
 	if err := cow.Check(spaces...); err != nil {
 		t.Fatal(err)

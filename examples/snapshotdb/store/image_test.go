@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/anonfolio/anonfolio/cow"
 )
 
 // fill puts n keys into s and returns the model.
@@ -202,33 +204,84 @@ func TestSaveUnderWrites(t *testing.T) {
 	checkStore(t, s, model)
 }
 
+// image is a saved image with a map of its regions, to edit in place.
+type image struct {
+	b       []byte
+	regions []region
+}
+
+func parseImage(t testing.TB, b []byte) *image {
+	t.Helper()
+	rs, _, err := decodeRegions(b[:imageHeaderLen(3)])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &image{b, rs}
+}
+
+// at returns the offset in the image of the byte at addr.
+func (im *image) at(t testing.TB, addr cow.Addr) int {
+	t.Helper()
+	off := imageHeaderLen(len(im.regions))
+	for _, r := range im.regions {
+		if addr >= r.addr && uint64(addr-r.addr) < r.stored {
+			return off + int(addr-r.addr)
+		}
+		off += int(r.stored)
+	}
+	t.Fatalf("%#x is not stored in the image", addr)
+	return 0
+}
+
+func (im *image) u64(t testing.TB, addr cow.Addr) uint64 {
+	return binary.LittleEndian.Uint64(im.b[im.at(t, addr):])
+}
+
+func (im *image) put64(t testing.TB, addr cow.Addr, v uint64) {
+	binary.LittleEndian.PutUint64(im.b[im.at(t, addr):], v)
+}
+
+// shard returns the header of shard i.
+func (im *image) shard(t testing.TB, i int) (cow.Addr, dictState) {
+	ps := cow.Addr(binary.LittleEndian.Uint32(im.b[im.at(t, im.regions[0].addr)+supPageSize:]))
+	hdr := im.regions[0].addr + ps*cow.Addr(1+i)
+	return hdr, decodeDict(im.b[im.at(t, hdr):])
+}
+
+// firstRecord returns the bucket and record of the first non-empty bucket
+// of a shard's table 0.
+func (im *image) firstRecord(t testing.TB) (bucket cow.Addr, rec cow.Addr) {
+	for i := 0; ; i++ {
+		_, d := im.shard(t, i)
+		for b := range d.t[0].size() {
+			if p := im.u64(t, d.t[0].addr+cow.Addr(b*8)); p != 0 {
+				return d.t[0].addr + cow.Addr(b*8), cow.Addr(p & addrMask)
+			}
+		}
+	}
+}
+
 // rechecksum recomputes both checksums of an image edited in place.
-func rechecksum(image []byte) {
-	end := headerLen - 8
-	binary.LittleEndian.PutUint32(image[end:], crc32.Checksum(image[:end], castagnoli))
-	body := len(image) - 16
-	binary.LittleEndian.PutUint32(image[body:], crc32.Checksum(image[:body], castagnoli))
+func (im *image) rechecksum() {
+	end := imageHeaderLen(len(im.regions)) - 8
+	binary.LittleEndian.PutUint32(im.b[end:], crc32.Checksum(im.b[:end], castagnoli))
+	body := len(im.b) - trailerLen
+	binary.LittleEndian.PutUint32(im.b[body:], crc32.Checksum(im.b[:body], castagnoli))
 }
 
 func TestLoadRejects(t *testing.T) {
-	s := openTest(t, testOptions())
+	opts := testOptions()
+	opts.Shards = 4
+	s := openTest(t, opts)
 	fill(t, s, 500, rand.New(rand.NewPCG(5, 0)))
 	for i := range 100 {
 		s.Delete([]byte(fmt.Sprintf("key-%d", i*2)))
 	}
-	image := saveBytes(t, s)
-	slots := binary.LittleEndian.Uint64(image[48:])
-	index := headerLen
-	slab := index + int(slots)*slotSize
-	firstLive := func(img []byte) int { // the offset of the first live slot
-		for i := index; i < slab; i += slotSize {
-			if ref := binary.LittleEndian.Uint64(img[i+8:]); ref > refTomb {
-				return i
-			}
-		}
-		t.Fatal("no live slot")
-		return 0
+	for i := range 50 {
+		s.Expire([]byte(fmt.Sprintf("key-%d", i*2+1)), s.Now()+3600_000, ExpireAlways)
 	}
+	saved := saveBytes(t, s)
+	hdrLen := imageHeaderLen(3)
 	reject := func(name string, img []byte) {
 		t.Helper()
 		l, err := Load(bytes.NewReader(img), testOptions())
@@ -239,15 +292,15 @@ func TestLoadRejects(t *testing.T) {
 			}
 		}
 	}
-	for _, n := range []int{0, 1, 8, headerLen - 1, headerLen, slab - 3, slab, len(image) - 17, len(image) - 1} {
-		reject(fmt.Sprintf("truncated to %d of %d bytes", n, len(image)), image[:n])
-		if _, err := Load(bytes.NewReader(image[:n]), testOptions()); !errors.Is(err, io.ErrUnexpectedEOF) {
+	for _, n := range []int{0, 1, 8, 16, hdrLen - 1, hdrLen, hdrLen + 5000, len(saved) - 17, len(saved) - 1} {
+		reject(fmt.Sprintf("truncated to %d of %d bytes", n, len(saved)), saved[:n])
+		if _, err := Load(bytes.NewReader(saved[:n]), testOptions()); !errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Errorf("truncated to %d: %v does not say so", n, err)
 		}
 	}
 	r := rand.New(rand.NewPCG(6, 0))
-	for _, at := range []int{0, 9, 30, headerLen - 5, index + 3, slab + 100, len(image) - 20, len(image) - 14, len(image) - 10, len(image) - 3, r.IntN(len(image))} {
-		bad := bytes.Clone(image)
+	for _, at := range []int{0, 9, 13, 20, hdrLen - 5, hdrLen + 3, hdrLen + 5000, len(saved) - 20, len(saved) - 14, len(saved) - 10, len(saved) - 3, r.IntN(len(saved))} {
+		bad := bytes.Clone(saved)
 		bad[at] ^= 0x40
 		reject(fmt.Sprintf("bit flipped at %d", at), bad)
 	}
@@ -260,49 +313,86 @@ func TestLoadRejects(t *testing.T) {
 	}())
 	// Images whose checksums hold but whose structure does not: what a
 	// crafted file could hold.
-	crafted := map[string]func(img []byte){
-		"a slot points past the slab": func(img []byte) {
-			binary.LittleEndian.PutUint64(img[firstLive(img)+8:], mkRef(1<<30, 3))
+	crafted := map[string]func(im *image){
+		"a bucket points past the slab": func(im *image) {
+			b, _ := im.firstRecord(t)
+			im.put64(t, b, tagPtr(1<<40, 100))
 		},
-		"a slot's hash is not its key's": func(img []byte) {
-			img[firstLive(img)] ^= 1
+		"a bucket points into a record": func(im *image) {
+			b, rec := im.firstRecord(t)
+			im.put64(t, b, tagPtr(rec+16, 100))
 		},
-		"two slots share a chunk": func(img []byte) {
-			a := firstLive(img)
-			for i := a + slotSize; i < slab; i += slotSize {
-				if binary.LittleEndian.Uint64(img[i+8:]) > refTomb {
-					copy(img[i+8:i+16], img[a+8:a+16])
-					copy(img[i:i+8], img[a:a+8])
+		"a record's hash is not its key's": func(im *image) {
+			_, rec := im.firstRecord(t)
+			im.b[im.at(t, rec+recHash)] ^= 1
+		},
+		"a record's length is not its pointer's": func(im *image) {
+			_, rec := im.firstRecord(t)
+			im.b[im.at(t, rec+recVlen)] ^= 1
+		},
+		"a chain loops": func(im *image) {
+			b, rec := im.firstRecord(t)
+			im.put64(t, rec+recNext, im.u64(t, b))
+		},
+		"two buckets share a record": func(im *image) {
+			b, _ := im.firstRecord(t)
+			for o := cow.Addr(8); ; o += 8 {
+				if im.u64(t, b+o) == 0 {
+					im.put64(t, b+o, im.u64(t, b))
 					return
 				}
 			}
 		},
-		"a free list loops": func(img []byte) {
-			for c := range nClasses {
-				at := hdrFixed + 8*c
-				if head := binary.LittleEndian.Uint64(img[at:]); head != 0 {
-					binary.LittleEndian.PutUint64(img[slab+int(head):], head)
+		"the key count is off": func(im *image) {
+			hdr, d := im.shard(t, 0)
+			im.put64(t, hdr+shCount, d.count+1)
+		},
+		"the table is not a block": func(im *image) {
+			hdr, d := im.shard(t, 1)
+			im.put64(t, hdr+shT0, uint64(d.t[0].addr+16))
+		},
+		"a TTL entry points elsewhere": func(im *image) {
+			for i := 0; ; i++ {
+				_, d := im.shard(t, i)
+				if d.ttlLen >= 2 {
+					im.put64(t, d.ttl, im.u64(t, d.ttl+8))
 					return
+				}
+			}
+		},
+		"a free list loops": func(im *image) {
+			heap := im.regions[1].addr
+			caches := cow.Addr(im.u64(t, heap+hpCaches))
+			ps := cow.Addr(binary.LittleEndian.Uint32(im.b[im.at(t, im.regions[0].addr)+supPageSize:]))
+			for c := range cow.Addr(4) {
+				for k := range cow.Addr(nClasses) {
+					at := caches + c*ps + k*classStride
+					if head := im.u64(t, at); head != 0 {
+						im.put64(t, cow.Addr(head), head)
+						return
+					}
 				}
 			}
 			t.Fatal("no free list")
 		},
-		"the key count is off": func(img []byte) {
-			binary.LittleEndian.PutUint64(img[32:], binary.LittleEndian.Uint64(img[32:])+1)
+		"a span changes class": func(im *image) {
+			heap := im.regions[1].addr
+			desc := cow.Addr(im.u64(t, heap+hpDesc))
+			at := im.at(t, desc)
+			binary.LittleEndian.PutUint32(im.b[at:], binary.LittleEndian.Uint32(im.b[at:])%uint32(nClasses)+1)
 		},
-		"an item overruns its class": func(img []byte) {
-			off := refOff(binary.LittleEndian.Uint64(img[firstLive(img)+8:]))
-			binary.LittleEndian.PutUint32(img[slab+int(off)+4:], 1<<20)
+		"a region moved": func(im *image) {
+			binary.LittleEndian.PutUint64(im.b[16+2*regionEntry:], 1<<40)
 		},
 	}
 	for name, edit := range crafted {
-		bad := bytes.Clone(image)
-		edit(bad)
-		rechecksum(bad)
-		reject(name, bad)
+		im := parseImage(t, bytes.Clone(saved))
+		edit(im)
+		im.rechecksum()
+		reject(name, im.b)
 	}
 	// The image itself still loads.
-	loadContents(t, image)
+	loadContents(t, saved)
 }
 
 func TestSaveFileCrashSafe(t *testing.T) {

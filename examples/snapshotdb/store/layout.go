@@ -2,164 +2,194 @@ package store
 
 import (
 	"encoding/binary"
-	"fmt"
 	"hash/crc32"
-	"math/bits"
+
+	"github.com/anonfolio/anonfolio/cow"
 )
 
-// Limits on keys and values (Redis's proto-max-bulk-len is 512 MiB too).
+// Limits on keys and values: Redis's proto-max-bulk-len.
 const (
-	MaxKeyLen   = 1 << 20
+	MaxKeyLen   = 512 << 20
 	MaxValueLen = 512 << 20
 )
 
+// The root region: the superblock in its first page, then one page per
+// shard holding the shard's header.
 const (
-	slotSize  = 16 // {hash uint64, ref uint64}
-	itemHdr   = 8  // {klen uint32, vlen uint32}
-	chunkUnit = 16 // chunks are multiples of it, and so aligned to it
+	superMagic    = "ANFKVDB\x00"
+	layoutVersion = 2
 
-	refEmpty = 0 // a slot never used
-	refTomb  = 1 // a slot whose item was deleted: probing goes on past it
+	// Superblock fields. It is written once, when the store is created.
+	supMagic     = 0  // superMagic
+	supVersion   = 8  // uint32
+	supShardBits = 12 // uint32
+	supSeed      = 16 // uint64: the hash seed
+	supShards    = 24 // cow.Addr: the first shard header
+	supSlab      = 32 // cow.Addr: the allocator's root
+	supPageSize  = 40 // uint32
+	supCRC       = 44 // uint32: CRC-32C of the bytes before it
+	supLen       = 48
 
-	minIndexSlots = 64
-	maxIndexSlots = 1 << 40
+	maxShardBits = 8 // at most 256 shards
 )
-
-// Size classes: chunkUnit steps up to 128 bytes, then four classes per
-// doubling up to the largest item, so a chunk wastes at most a fifth.
-var classSizes = func() []uint64 {
-	var c []uint64
-	for s := uint64(chunkUnit); s <= 128; s += chunkUnit {
-		c = append(c, s)
-	}
-	for base := uint64(128); c[len(c)-1] < itemHdr+MaxKeyLen+MaxValueLen; base *= 2 {
-		for i := uint64(1); i <= 4; i++ {
-			c = append(c, base+base/4*i)
-		}
-	}
-	return c
-}()
-
-// nClasses is how many size classes there are (and free lists).
-var nClasses = len(classSizes)
-
-// classOf returns the smallest class whose chunks hold size bytes.
-func classOf(size uint64) int {
-	if size <= 128 {
-		return int((max(size, 1) - 1) / chunkUnit)
-	}
-	// Above 128: base = 2^k with base < size <= 2*base, then quarter steps.
-	k := bits.Len64(size-1) - 1 // base = 1<<k < size
-	base := uint64(1) << k
-	q := (size - base + base/4 - 1) / (base / 4) // 1..4
-	return 8 + (k-7)*4 + int(q) - 1
-}
-
-// mkRef encodes a live slot's reference to the chunk at slab offset off.
-func mkRef(off uint64, class int) uint64 { return off/chunkUnit<<8 | uint64(class) }
-
-// refOff and refClass decode a live reference.
-func refOff(ref uint64) uint64 { return ref >> 8 * chunkUnit }
-func refClass(ref uint64) int  { return int(ref & 0xff) }
-
-// The header: the meta page of a space and the first bytes of an image.
-const (
-	imageMagic   = "ANFKVDB\x00"
-	imageVersion = 1
-	trailerMagic = "KVEND\x00\x00\x00"
-
-	hdrFixed = 64 // magic, version, header length, classes, pad, seed, counts, geometry
-)
-
-// headerLen is the encoded header's length: the fixed part, a free-list
-// head per class, and the header's own CRC-32C (padded to 8 bytes).
-var headerLen = hdrFixed + 8*nClasses + 8
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// meta is the store's header: what lives in the meta page. The live store
-// keeps it in Go memory and flushes it to the page before each Fork.
-type meta struct {
-	seed     uint64   // the hash seed
-	count    uint64   // live keys
-	tombs    uint64   // tombstones in the index
-	slots    uint64   // index slots, a power of two
-	slabTop  uint64   // the bump pointer: bytes of slab in use, free chunks included
-	freeHead []uint64 // per class: the slab offset of the first free chunk, 0 if none
+// Shard header fields, each a uint64. The Go side caches them (dictState)
+// and writes every change through, so the space always holds the truth.
+const (
+	shT0       = 0  // table 0: the bucket array
+	shT0Exp    = 8  // log2 of its buckets
+	shT1       = 16 // table 1, being filled by an incremental rehash; 0 if none
+	shT1Exp    = 24 //
+	shRehash   = 32 // the next bucket of table 0 to move
+	shCount    = 40 // keys
+	shTTL      = 48 // the TTL array: record addresses of the keys with a TTL
+	shTTLCap   = 56 // its capacity, in entries
+	shTTLLen   = 64 // its length
+	shardHdrSz = 72
+)
+
+// A record: one key and its value, in one block of the allocator.
+//
+//	0  next    tagged pointer to the next record of its bucket chain
+//	8  expire  int64, unix milliseconds; 0: no TTL
+//	16 hash    uint32: the low 32 bits of the key's hash (its bucket)
+//	20 klen    uint32
+//	24 vlen    uint32
+//	28 ttlIdx  uint32: its slot in the shard's TTL array, if it has a TTL
+//	32 key, then value
+const (
+	recNext   = 0
+	recExpire = 8
+	recHash   = 16
+	recKlen   = 20
+	recVlen   = 24
+	recTTLIdx = 28
+	recHdr    = 32
+)
+
+// A tagged pointer, as buckets and next fields hold them: the record's
+// address (below 2^47: cow's address space) and, in the top 16 bits, the
+// record's length if it is below 64 KiB, so that a reader fetches the whole
+// record in one ReadAt; 0 there means "read the header first".
+const (
+	tagShift = 48
+	addrMask = 1<<tagShift - 1
+	maxTag   = 1<<16 - 1
+)
+
+func tagPtr(addr cow.Addr, recLen int) uint64 {
+	t := uint64(0)
+	if recLen <= maxTag {
+		t = uint64(recLen)
+	}
+	return uint64(addr) | t<<tagShift
 }
 
-func newMeta(seed, slots uint64) meta {
-	return meta{seed: seed, slots: slots, slabTop: chunkUnit, freeHead: make([]uint64, nClasses)}
+func untag(p uint64) (cow.Addr, int) { return cow.Addr(p & addrMask), int(p >> tagShift) }
+
+// recordLen is the bytes a record of klen and vlen takes.
+func recordLen(klen, vlen int) int { return recHdr + klen + vlen }
+
+// recHeader is a decoded record header.
+type recHeader struct {
+	next   uint64
+	expire int64
+	hash   uint32
+	klen   uint32
+	vlen   uint32
+	ttlIdx uint32
 }
 
-func (m *meta) clone() meta {
-	c := *m
-	c.freeHead = append([]uint64(nil), m.freeHead...)
-	return c
-}
-
-// encode writes the header into b, which must be headerLen bytes.
-func (m *meta) encode(b []byte) {
+func decodeRec(b []byte) recHeader {
 	le := binary.LittleEndian
-	copy(b, imageMagic)
-	le.PutUint32(b[8:], imageVersion)
-	le.PutUint32(b[12:], uint32(headerLen))
-	le.PutUint32(b[16:], uint32(nClasses))
-	le.PutUint32(b[20:], 0)
-	le.PutUint64(b[24:], m.seed)
-	le.PutUint64(b[32:], m.count)
-	le.PutUint64(b[40:], m.tombs)
-	le.PutUint64(b[48:], m.slots)
-	le.PutUint64(b[56:], m.slabTop)
-	for i, h := range m.freeHead {
-		le.PutUint64(b[hdrFixed+8*i:], h)
+	return recHeader{
+		next:   le.Uint64(b[recNext:]),
+		expire: int64(le.Uint64(b[recExpire:])),
+		hash:   le.Uint32(b[recHash:]),
+		klen:   le.Uint32(b[recKlen:]),
+		vlen:   le.Uint32(b[recVlen:]),
+		ttlIdx: le.Uint32(b[recTTLIdx:]),
 	}
-	end := headerLen - 8
-	le.PutUint32(b[end:], crc32.Checksum(b[:end], castagnoli))
-	le.PutUint32(b[end+4:], 0)
 }
 
-// decodeMeta parses and checks a header: its magic, version, CRC and the
-// bounds of its geometry (limit bounds the slab).
-func decodeMeta(b []byte, limit uint64) (meta, error) {
+func (r *recHeader) encode(b []byte) {
 	le := binary.LittleEndian
-	var m meta
-	switch {
-	case len(b) < hdrFixed || string(b[:8]) != imageMagic:
-		return m, corrupt("not an image: bad magic")
-	case le.Uint32(b[8:]) != imageVersion:
-		return m, corrupt("version %d, want %d", le.Uint32(b[8:]), imageVersion)
-	case le.Uint32(b[12:]) != uint32(headerLen) || le.Uint32(b[16:]) != uint32(nClasses) || len(b) < headerLen:
-		return m, corrupt("header length %d with %d classes, want %d and %d",
-			le.Uint32(b[12:]), le.Uint32(b[16:]), headerLen, nClasses)
-	}
-	end := headerLen - 8
-	if got, want := le.Uint32(b[end:]), crc32.Checksum(b[:end], castagnoli); got != want {
-		return m, corrupt("header checksum %#08x, want %#08x", got, want)
-	}
-	m = meta{
-		seed: le.Uint64(b[24:]), count: le.Uint64(b[32:]), tombs: le.Uint64(b[40:]),
-		slots: le.Uint64(b[48:]), slabTop: le.Uint64(b[56:]), freeHead: make([]uint64, nClasses),
-	}
-	for i := range m.freeHead {
-		m.freeHead[i] = le.Uint64(b[hdrFixed+8*i:])
-	}
-	switch {
-	case m.slots < minIndexSlots || m.slots > maxIndexSlots || m.slots&(m.slots-1) != 0:
-		return m, corrupt("index of %d slots", m.slots)
-	case m.count+m.tombs >= m.slots || m.count > m.slots || m.tombs > m.slots:
-		return m, corrupt("%d keys and %d tombstones in %d slots", m.count, m.tombs, m.slots)
-	case m.slabTop < chunkUnit || m.slabTop%chunkUnit != 0 || m.slabTop > limit:
-		return m, corrupt("slab of %d bytes (at most %d)", m.slabTop, limit)
-	}
-	for c, h := range m.freeHead {
-		if h != 0 && (h%chunkUnit != 0 || h < chunkUnit || h+classSizes[c] > m.slabTop) {
-			return m, corrupt("free list %d starts at %d, outside the slab", c, h)
-		}
-	}
-	return m, nil
+	le.PutUint64(b[recNext:], r.next)
+	le.PutUint64(b[recExpire:], uint64(r.expire))
+	le.PutUint32(b[recHash:], r.hash)
+	le.PutUint32(b[recKlen:], r.klen)
+	le.PutUint32(b[recVlen:], r.vlen)
+	le.PutUint32(b[recTTLIdx:], r.ttlIdx)
 }
 
-func corrupt(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
+func (r *recHeader) len() int { return recordLen(int(r.klen), int(r.vlen)) }
+
+// readU64 and writeU64 access one little-endian word of a space.
+func readU64(sp *cow.Space, addr cow.Addr) (uint64, error) {
+	var b [8]byte
+	_, err := sp.ReadAt(b[:], int64(addr))
+	return binary.LittleEndian.Uint64(b[:]), err
 }
+
+func writeU64(sp *cow.Space, addr cow.Addr, v uint64) error {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], v)
+	_, err := sp.WriteAt(b[:], int64(addr))
+	return err
+}
+
+func writeU32(sp *cow.Space, addr cow.Addr, v uint32) error {
+	var b [4]byte
+	binary.LittleEndian.PutUint32(b[:], v)
+	_, err := sp.WriteAt(b[:], int64(addr))
+	return err
+}
+
+// superblock is the decoded superblock.
+type superblock struct {
+	shardBits uint32
+	seed      uint64
+	shards    cow.Addr
+	slab      cow.Addr
+	pageSize  uint32
+}
+
+func (sb *superblock) encode(b []byte) {
+	le := binary.LittleEndian
+	copy(b[supMagic:], superMagic)
+	le.PutUint32(b[supVersion:], layoutVersion)
+	le.PutUint32(b[supShardBits:], sb.shardBits)
+	le.PutUint64(b[supSeed:], sb.seed)
+	le.PutUint64(b[supShards:], uint64(sb.shards))
+	le.PutUint64(b[supSlab:], uint64(sb.slab))
+	le.PutUint32(b[supPageSize:], sb.pageSize)
+	le.PutUint32(b[supCRC:], crc32.Checksum(b[:supCRC], castagnoli))
+}
+
+func decodeSuper(b []byte) (superblock, error) {
+	le := binary.LittleEndian
+	var sb superblock
+	switch {
+	case len(b) < supLen || string(b[:8]) != superMagic:
+		return sb, corrupt("no store here: bad magic")
+	case le.Uint32(b[supVersion:]) != layoutVersion:
+		return sb, corrupt("layout version %d, want %d", le.Uint32(b[supVersion:]), layoutVersion)
+	case le.Uint32(b[supCRC:]) != crc32.Checksum(b[:supCRC], castagnoli):
+		return sb, corrupt("superblock checksum")
+	}
+	sb = superblock{
+		shardBits: le.Uint32(b[supShardBits:]),
+		seed:      le.Uint64(b[supSeed:]),
+		shards:    cow.Addr(le.Uint64(b[supShards:])),
+		slab:      cow.Addr(le.Uint64(b[supSlab:])),
+		pageSize:  le.Uint32(b[supPageSize:]),
+	}
+	if sb.shardBits > maxShardBits {
+		return sb, corrupt("%d shard bits", sb.shardBits)
+	}
+	return sb, nil
+}
+
+func leU64(b []byte) uint64 { return binary.LittleEndian.Uint64(b) }

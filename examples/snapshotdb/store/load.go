@@ -7,8 +7,10 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"slices"
 
 	"github.com/anonfolio/anonfolio/cow"
+	"github.com/anonfolio/anonfolio/folio"
 	"github.com/anonfolio/anonfolio/pin"
 )
 
@@ -16,68 +18,115 @@ import (
 // Options.Arena.Size: a bound on what a header alone can make it reserve.
 const maxDefaultImage = 32 << 30
 
-// Load builds a store from an image written by Save or WriteTo. It reads
-// the index and slab straight into the new store's memory, then checks the
-// checksums and every invariant of the layout: a truncated, corrupted or
-// inconsistent image is ErrCorrupt, and nothing is loaded. The store's
-// arena is opts.Arena (its Size 0 means four times the image, at least
-// 1 GiB).
+// Load builds a store from an image written by Save or WriteTo. It maps
+// each region of the image at its address, reads it straight into the new
+// store's memory, then checks the checksums and every invariant of the
+// layout: a truncated, corrupted or inconsistent image is ErrCorrupt, and
+// nothing is loaded. The store's arena is opts.Arena (its Size 0 means four
+// times the image, at least 1 GiB); opts.Shards and opts.Capacity are the
+// image's.
 func Load(r io.Reader, opts Options) (*Store, error) {
-	hdr := make([]byte, headerLen)
-	if n, err := io.ReadFull(r, hdr); err != nil {
-		return nil, readErr(err, int64(n))
+	in := imageReader{r: r, crc: crc32.New(castagnoli)}
+	var fixed [16]byte
+	if err := in.read(fixed[:]); err != nil {
+		return nil, err
 	}
-	m, err := decodeMeta(hdr, 1<<46)
+	le := binary.LittleEndian
+	switch {
+	case string(fixed[:8]) != imageMagic:
+		return nil, corrupt("not an image: bad magic")
+	case le.Uint32(fixed[8:]) != imageVersion:
+		return nil, corrupt("image version %d, want %d", le.Uint32(fixed[8:]), imageVersion)
+	case le.Uint32(fixed[12:]) < 3 || le.Uint32(fixed[12:]) > maxRegions:
+		return nil, corrupt("%d regions", le.Uint32(fixed[12:]))
+	}
+	hdr := make([]byte, imageHeaderLen(int(le.Uint32(fixed[12:]))))
+	copy(hdr, fixed[:])
+	if err := in.read(hdr[16:]); err != nil {
+		return nil, err
+	}
+	end := len(hdr) - 8
+	if le.Uint32(hdr[end:]) != crc32.Checksum(hdr[:end], castagnoli) {
+		return nil, corrupt("header checksum")
+	}
+	regions, image, err := decodeRegions(hdr)
 	if err != nil {
 		return nil, err
 	}
-	image := m.slots*slotSize + m.slabTop
 	if opts.Arena.Size == 0 {
 		if image > maxDefaultImage {
-			return nil, fmt.Errorf("%w: the image claims %d bytes; set Options.Arena.Size to load it", ErrTooLarge, image)
+			return nil, fmt.Errorf("%w: the image holds %d bytes; set Options.Arena.Size to load it", ErrTooLarge, image)
 		}
 		opts.Arena.Size = int64(max(1<<30, 4*image))
 	}
-	s, err := open(opts, m.seed, m.slots)
+	if err := opts.fill(); err != nil {
+		return nil, err
+	}
+	a, sp, err := newSpace(opts)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.load(r, hdr, &m); err != nil {
-		s.Close()
+	s, err := loadInto(&in, a, sp, regions, opts)
+	if err != nil {
+		sp.Close()
+		a.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-// load reads the index and slab of m into the new store s, checks them,
-// and makes m the store's header.
-func (s *Store) load(r io.Reader, hdr []byte, m *meta) error {
-	s.mu.Lock() // nobody else has the store yet: this is for the annotations
-	defer s.mu.Unlock()
-	if m.slabTop > s.slabLimit {
-		return fmt.Errorf("%w: a slab of %d bytes does not fit the arena's %d", ErrTooLarge, m.slabTop, s.slabLimit)
+// decodeRegions reads and checks the region table: page-aligned, inside
+// the address space, not overlapping, each storing at most what it maps.
+func decodeRegions(hdr []byte) ([]region, uint64, error) {
+	le := binary.LittleEndian
+	n := int(le.Uint32(hdr[12:]))
+	regions := make([]region, n)
+	var image uint64
+	for i := range regions {
+		o := 16 + regionEntry*i
+		r := region{cow.Addr(le.Uint64(hdr[o:])), le.Uint64(hdr[o+8:]), le.Uint64(hdr[o+16:])}
+		if r.addr == 0 || r.addr%4096 != 0 || r.reserved == 0 || r.reserved%4096 != 0 || r.reserved > 1<<46 ||
+			uint64(r.addr) > 1<<46 || r.stored > r.reserved {
+			return nil, 0, corrupt("region %d: %d of %d bytes at %#x", i, r.stored, r.reserved, r.addr)
+		}
+		regions[i] = r
+		image += r.stored
 	}
-	in := imageReader{r: r, crc: crc32.New(castagnoli)}
-	in.crc.Write(hdr)
-	in.n = int64(len(hdr))
-	if err := s.readRegion(&in, s.t.index, m.slots*slotSize); err != nil {
-		return err
+	sorted := slices.Clone(regions)
+	slices.SortFunc(sorted, func(a, b region) int { return int(a.addr>>12) - int(b.addr>>12) })
+	for i := 1; i < len(sorted); i++ {
+		if uint64(sorted[i-1].addr)+sorted[i-1].reserved > uint64(sorted[i].addr) {
+			return nil, 0, corrupt("regions at %#x and %#x overlap", sorted[i-1].addr, sorted[i].addr)
+		}
 	}
-	if err := s.readRegion(&in, s.t.slab, m.slabTop); err != nil {
-		return err
+	return regions, image, nil
+}
+
+// loadInto maps the regions into sp, reads their bytes and the trailer,
+// and opens the store they hold.
+func loadInto(in *imageReader, a *folio.Arena, sp *cow.Space, regions []region, opts Options) (*Store, error) {
+	rw := cow.ProtRead | cow.ProtWrite
+	for _, r := range regions {
+		if r.addr%cow.Addr(sp.PageSize()) != 0 || r.reserved%uint64(sp.PageSize()) != 0 {
+			return nil, corrupt("region at %#x of %d bytes is not aligned to %d-byte pages", r.addr, r.reserved, sp.PageSize())
+		}
+		if err := sp.MapFixed(r.addr, int(r.reserved), rw); err != nil {
+			return nil, fmt.Errorf("%w: mapping a region of %d bytes at %#x: %w", ErrCorrupt, r.reserved, r.addr, err)
+		}
+		if err := readRegion(in, sp, r.addr, r.stored); err != nil {
+			return nil, err
+		}
 	}
-	var tr [16]byte
-	if n, err := io.ReadFull(r, tr[:]); err != nil {
-		return readErr(err, in.n+int64(n))
+	sum := in.crc.Sum32()
+	var tr [trailerLen]byte
+	if n, err := io.ReadFull(in.r, tr[:]); err != nil {
+		return nil, readErr(err, in.n+int64(n))
 	}
-	if got, want := binary.LittleEndian.Uint32(tr[:]), in.crc.Sum32(); got != want || binary.LittleEndian.Uint32(tr[4:]) != 0 || string(tr[8:]) != trailerMagic {
-		return corrupt("trailer: checksum %#08x, want %#08x (or a bad trailer)", got, want)
+	le := binary.LittleEndian
+	if le.Uint32(tr[:]) != sum || le.Uint32(tr[4:]) != 0 || string(tr[8:]) != trailerMagic {
+		return nil, corrupt("trailer: checksum %#08x, want %#08x (or a bad trailer)", le.Uint32(tr[:]), sum)
 	}
-	if err := s.validate(m); err != nil {
-		return err
-	}
-	s.m = *m
-	return s.flushMeta()
+	return attach(a, sp, regions, opts)
 }
 
 // imageReader reads an image and checksums it.
@@ -87,25 +136,32 @@ type imageReader struct {
 	n   int64
 }
 
-// readRegion reads n bytes of the image into [addr, addr+n) of the store,
-// straight into its memory: each window is pinned writable (the store is
+func (in *imageReader) read(b []byte) error {
+	k, err := io.ReadFull(in.r, b)
+	in.crc.Write(b[:k])
+	in.n += int64(k)
+	if err != nil {
+		return readErr(err, in.n)
+	}
+	return nil
+}
+
+// readRegion reads n bytes of the image into [addr, addr+n) of sp,
+// straight into its memory: each window is pinned writable (the space is
 // not yet shared, no Fork can copy the pinned pages), read into and
 // released.
-//
-// +checklocks:s.mu
-func (s *Store) readRegion(in *imageReader, addr cow.Addr, n uint64) error {
-	for off := uint64(0); off < n; off += s.leaf {
-		p, err := pin.Pin(s.sp, addr+cow.Addr(off), int(min(s.leaf, n-off)), pin.Write)
+func readRegion(in *imageReader, sp *cow.Space, addr cow.Addr, n uint64) error {
+	ps := uint64(sp.PageSize())
+	window := ps * ps / 8
+	for off := uint64(0); off < n; off += window {
+		p, err := pin.Pin(sp, addr+cow.Addr(off), int(min(window, n-off)), pin.Write)
 		if err != nil {
 			return err
 		}
 		for _, b := range p.Bytes() {
-			k, err := io.ReadFull(in.r, b)
-			in.crc.Write(b[:k])
-			in.n += int64(k)
-			if err != nil {
+			if err := in.read(b); err != nil {
 				p.Release()
-				return readErr(err, in.n)
+				return err
 			}
 		}
 		p.Release()

@@ -10,15 +10,20 @@ import (
 // Stats are the store's counters, with the persistence ones Redis's INFO
 // reports (its names in brackets).
 type Stats struct {
-	Keys          int64  // keys in the store (dbsize)
-	IndexSlots    int64  // slots of the hash index
-	SlabBytes     int64  // bytes of the slab in use, free chunks included
-	LeakedBytes   int64  // chunks lost because freeing them failed for lack of memory
-	ResidentBytes int64  // memory the store's space maps (its RSS)
-	ArenaBytes    int64  // memory in use in the arena: the store, plus what snapshots alone hold
-	PageSize      int    // the arena's page size
-	Forks         uint64 // Forks taken (Snapshot and Save)
-	LastFork      time.Duration
+	Keys          int64         // keys in the store (dbsize)
+	Expires       int64         // keys with a TTL (expires)
+	Expired       uint64        // keys deleted for their TTL (expired_keys)
+	AvgTTL        time.Duration // the active expiry's running average of the TTLs it sampled (avg_ttl)
+	Dirty         uint64        // changes since the store was opened
+	IndexSlots    int64         // buckets of the shards' tables, both tables of a rehash included
+	Rehashing     int           // shards in the middle of a rehash
+	SlabBytes     int64         // bytes of the slab's spans carved so far
+	ResidentBytes int64         // memory the store's space maps (its RSS)
+	Collapsed     uint64        // ranges the cron mapped huge again after saves (cow.Stats.Collapsed)
+	ArenaBytes    int64         // memory in use in the arena: the store, plus what snapshots alone hold
+	PageSize      int           // the arena's page size
+	Forks         uint64        // Forks taken (Snapshot and Save)
+	LastFork      time.Duration // how long the last one stopped the writers: the quiesce and the Fork (latest_fork_usec)
 
 	SaveInProgress   bool          // a Save is running (rdb_bgsave_in_progress)
 	CurrentSaveStart time.Time     // when it started
@@ -31,6 +36,8 @@ type Stats struct {
 	LastSaveDuration time.Duration // (rdb_last_bgsave_time_sec)
 	LastSaveKeys     int64         // keys the last successful save wrote
 	LastSaveBytes    int64         // bytes of its image
+	DirtyAtSave      uint64        // Dirty at the Fork of the save running now
+	DirtyAtLastSave  uint64        // Dirty at the Fork of the last successful save (rdb_changes_since_last_save is Dirty minus it)
 
 	// Copy-on-write while a save runs. Copied counts the pages and bytes
 	// the store copied because the snapshot shared them (cow.Stats WPCopy
@@ -89,6 +96,10 @@ type statsState struct {
 	lastCowBytes uint64
 	// +checklocks:mu
 	lastCowPeak int64
+	// +checklocks:mu
+	dirtyAtSave uint64
+	// +checklocks:mu
+	dirtyAtLastSave uint64
 }
 
 func (st *statsState) forked(d time.Duration) {
@@ -101,8 +112,8 @@ func (st *statsState) forked(d time.Duration) {
 func (st *statsState) saveStarted(start time.Time, sn *Snapshot) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.saving, st.saveStart, st.saveKeys, st.saveBytes = true, start, int64(sn.m.count), 0
-	st.base, st.cowPeak = sn.base, 0
+	st.saving, st.saveStart, st.saveKeys, st.saveBytes = true, start, int64(sn.Len()), 0
+	st.base, st.cowPeak, st.dirtyAtSave = sn.base, 0, sn.dirtyAt
 }
 
 // sample records the memory the snapshots hold now.
@@ -135,6 +146,7 @@ func (st *statsState) saveDone(now cow.Stats, n int64, err error) {
 	}
 	st.saves++
 	st.lastSave, st.lastKeys, st.lastBytes = time.Now(), st.saveKeys, n
+	st.dirtyAtLastSave = st.dirtyAtSave
 }
 
 // progress records the bytes a save has written.
@@ -146,13 +158,27 @@ func (st *statsState) progress(n int64) {
 
 // Stats returns the store's counters.
 func (s *Store) Stats() Stats {
-	s.mu.RLock()
-	out := Stats{Keys: int64(s.m.count), IndexSlots: int64(s.m.slots), SlabBytes: int64(s.m.slabTop),
-		LeakedBytes: int64(s.leaked), PageSize: int(s.ps)}
-	s.mu.RUnlock()
+	out := Stats{PageSize: s.ps}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		out.Keys += int64(sh.d.count)
+		out.Expires += int64(sh.d.ttlLen)
+		out.IndexSlots += int64(sh.d.t[0].size())
+		if sh.d.rehashing() {
+			out.IndexSlots += int64(sh.d.t[1].size())
+			out.Rehashing++
+		}
+		out.Expired += sh.expired
+		out.Dirty += sh.dirty
+		sh.mu.RUnlock()
+	}
+	out.AvgTTL = time.Duration(s.avgTTL.Load()) * time.Millisecond
+	out.SlabBytes = s.heap.usedBytes()
 	cs := s.sp.Stats()
 	as := s.arena.Stats()
 	out.ResidentBytes = cs.Resident * int64(s.ps)
+	out.Collapsed = cs.Collapsed
 	out.ArenaBytes = (as.TotalPages - as.FreePages) * int64(s.ps)
 
 	st := &s.stats
@@ -165,10 +191,37 @@ func (s *Store) Stats() Stats {
 		out.CurrentCowPages = cs.WPCopy - st.base.WPCopy
 		out.CurrentCowBytes = cs.CopyBytes - st.base.CopyBytes
 		out.CurrentCowPeak = max(st.cowPeak, out.ArenaBytes-out.ResidentBytes)
+		out.DirtyAtSave = st.dirtyAtSave
 	}
 	out.Saves, out.SaveErrors = st.saves, st.saveErrors
 	out.LastSave, out.LastSaveErr, out.LastSaveDuration = st.lastSave, st.lastErr, st.lastDur
 	out.LastSaveKeys, out.LastSaveBytes = st.lastKeys, st.lastBytes
 	out.LastCowPages, out.LastCowBytes, out.LastCowPeak = st.lastCowPages, st.lastCowBytes, st.lastCowPeak
+	out.DirtyAtLastSave = st.dirtyAtLastSave
 	return out
+}
+
+// Dirty returns the changes made since the store was opened (each key a
+// command wrote counts one), for save points: compare with
+// Stats().DirtyAtLastSave.
+func (s *Store) Dirty() uint64 {
+	var n uint64
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		n += sh.dirty
+		sh.mu.RUnlock()
+	}
+	return n
+}
+
+// dirtyLocked is Dirty for a caller holding every shard's lock.
+//
+// +checklocksignore: the caller holds every shard's lock.
+func (s *Store) dirtyLocked() uint64 {
+	var n uint64
+	for i := range s.shards {
+		n += s.shards[i].dirty
+	}
+	return n
 }

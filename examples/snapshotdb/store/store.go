@@ -1,18 +1,22 @@
 package store
 
 import (
-	"crypto/rand"
+	crand "crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"math/bits"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/folio"
 	"github.com/zeebo/xxh3"
 )
 
-// Options configure a store.
+// Options configure a store. The zero value works.
 type Options struct {
 	// Arena configures the memory the store lives in: the store, its
 	// snapshots and the pages copied while they live. Size 0 means 1 GiB
@@ -21,43 +25,81 @@ type Options struct {
 	// Space configures the store's address space (folio orders, COW unit).
 	Space cow.Options
 	// Capacity is how many keys the index is sized for up front; 0 means
-	// a small index that doubles as keys come.
+	// small tables that grow as keys come.
 	Capacity int
+	// Shards is how many independently locked parts the keys are spread
+	// over: a power of two up to 256; 0 means 64.
+	Shards int
+	// Clock returns the time in unix milliseconds, for TTLs; nil means
+	// the system clock. Tests give a fake one.
+	Clock func() int64
+}
+
+const defaultShards = 64
+
+// shard is one part of the store: the keys whose hash starts with its
+// index. Its lock covers its dict, its TTL array and its allocator. The
+// Go fields cache its header in the space (d) and are written through on
+// every change: the space always holds the whole state.
+type shard struct {
+	sp     *cow.Space // +checklocksignore: set once, before the store is shared
+	hdr    cow.Addr   // its header in the root region
+	minExp uint64     // the smallest table: one page of buckets
+
+	mu sync.RWMutex
+	// +checklocks:mu
+	d dictState
+	// +checklocks:mu
+	alloc allocator
+	// rbuf is the writers' read scratch (a record looked up), wbuf the
+	// record being written.
+	// +checklocks:mu
+	rbuf []byte
+	// +checklocks:mu
+	wbuf []byte
+	// dirty counts the changes (rdb_changes_since_last_save).
+	// +checklocks:mu
+	dirty uint64
+	// expired counts the keys the shard deleted for their TTL.
+	// +checklocks:mu
+	expired uint64
+
+	_ [64]byte // keep shards' locks on separate cache lines
 }
 
 // Store is the key-value store. All its methods are safe for concurrent
 // use; see the package doc for the locking.
 type Store struct {
-	arena *folio.Arena
-	sp    *cow.Space
-	ps    uint64 // page size
-	leaf  uint64 // bytes one page-table leaf maps: the unit of streaming
+	arena      *folio.Arena
+	sp         *cow.Space
+	ps         int
+	root       cow.Addr // the superblock; the shard headers follow it
+	seed       uint64
+	shardShift uint // a key's shard is its hash >> shardShift
+	shards     []shard
+	heap       *slabHeap
+	clock      func() int64
 
-	metaAddr cow.Addr
-	// slabLimit is the bytes reserved for the slab region.
-	// +checklocks:mu
-	slabLimit uint64
+	// closed is set with every shard locked: a shard's lock holder sees
+	// it stable.
+	closed atomic.Bool
+	// saves counts the saves running: tables do not grow meanwhile.
+	saves  atomic.Int32
+	avgTTL atomic.Int64 // milliseconds, a running average the active expiry keeps
 
-	seed uint64 // the hash seed, m.seed: set before the store is shared
-
-	mu sync.RWMutex
-	// t is the index and slab of sp; the index moves on a rehash.
-	// +checklocks:mu
-	t tables
-	// m is the live header.
-	// +checklocks:mu
-	m meta
-	// wbuf is the writers' scratch.
-	// +checklocks:mu
-	wbuf []byte
-	// hdrBuf is the encoded header.
-	// +checklocks:mu
-	hdrBuf []byte
-	// +checklocks:mu
-	closed bool
-	// leaked counts bytes of chunks lost to a failed free.
-	// +checklocks:mu
-	leaked uint64
+	cronMu sync.Mutex
+	// +checklocks:cronMu
+	expireNext int
+	// +checklocks:cronMu
+	rehashNext int
+	// collapseNext is where collapseSome goes on; noCollapse: the arena
+	// has no PMD-order folios to collapse into.
+	// +checklocks:cronMu
+	collapseNext cow.Addr
+	// +checklocks:cronMu
+	noCollapse bool
+	// +checklocks:cronMu
+	rng *rand.Rand
 
 	refMu sync.Mutex
 	// refs counts the store and its open snapshots; the arena closes at 0.
@@ -71,97 +113,168 @@ type Store struct {
 // Open returns a new, empty store.
 func Open(opts Options) (*Store, error) {
 	var seed [8]byte
-	rand.Read(seed[:])
-	return open(opts, binary.LittleEndian.Uint64(seed[:]), indexSlotsFor(opts.Capacity))
+	crand.Read(seed[:])
+	return create(opts, binary.LittleEndian.Uint64(seed[:]))
 }
 
-// indexSlotsFor returns the power-of-two index size that holds keys at a
-// load of at most one half.
-func indexSlotsFor(keys int) uint64 {
-	n := uint64(minIndexSlots)
-	for n/2 < uint64(max(keys, 0)) {
-		n *= 2
+func (o *Options) fill() error {
+	if o.Arena.Size == 0 {
+		o.Arena.Size = 1 << 30
 	}
-	return n
+	if o.Shards == 0 {
+		o.Shards = defaultShards
+	}
+	if o.Shards < 1 || o.Shards > 1<<maxShardBits || o.Shards&(o.Shards-1) != 0 {
+		return fmt.Errorf("%w: %d shards: want a power of two up to %d", cow.ErrInvalid, o.Shards, 1<<maxShardBits)
+	}
+	if o.Clock == nil {
+		o.Clock = func() int64 { return time.Now().UnixMilli() }
+	}
+	return nil
 }
 
-// open builds a store with an empty index of slots slots.
-func open(opts Options, seed, slots uint64) (*Store, error) {
-	if opts.Arena.Size == 0 {
-		opts.Arena.Size = 1 << 30
+// create builds an empty store in a new arena.
+func create(opts Options, seed uint64) (*Store, error) {
+	if err := opts.fill(); err != nil {
+		return nil, err
 	}
-	a, err := folio.NewArena(opts.Arena)
+	a, sp, err := newSpace(opts)
 	if err != nil {
 		return nil, err
+	}
+	ps := sp.PageSize()
+	fail := func(err error) (*Store, error) {
+		sp.Close()
+		a.Close()
+		return nil, err
+	}
+	rw := cow.ProtRead | cow.ProtWrite
+	root, err := sp.Map((1+opts.Shards)*ps, rw)
+	if err != nil {
+		return fail(err)
+	}
+	heap, err := newSlab(sp, uint64(a.Stats().TotalPages)*uint64(ps), opts.Shards)
+	if err != nil {
+		return fail(err)
+	}
+	sb := superblock{shardBits: uint32(bits.TrailingZeros(uint(opts.Shards))), seed: seed,
+		shards: root + cow.Addr(ps), slab: heap.meta, pageSize: uint32(ps)}
+	var b [supLen]byte
+	sb.encode(b[:])
+	if _, err := sp.WriteAt(b[:], int64(root)); err != nil {
+		return fail(err)
+	}
+	s := newStore(a, sp, root, sb, heap, opts)
+	perShard := uint64(max(opts.Capacity, 0)) / uint64(opts.Shards)
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		c, err := heap.cache(i)
+		if err == nil {
+			sh.alloc = c
+			err = sh.reset(expExceeding(perShard, sh.minExp))
+		}
+		sh.mu.Unlock()
+		if err != nil {
+			return fail(err)
+		}
+	}
+	return s, nil
+}
+
+// newSpace makes the arena and the space of a store.
+func newSpace(opts Options) (*folio.Arena, *cow.Space, error) {
+	a, err := folio.NewArena(opts.Arena)
+	if err != nil {
+		return nil, nil, err
 	}
 	sp, err := cow.NewSpace(a, opts.Space)
 	if err != nil {
 		a.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	ps := uint64(sp.PageSize())
-	s := &Store{arena: a, sp: sp, ps: ps, leaf: ps * ps / 8, seed: seed}
+	return a, sp, nil
+}
+
+// newStore returns the Go side of a store whose state is in sp; the
+// shards' dicts and allocators are for the caller to fill.
+func newStore(a *folio.Arena, sp *cow.Space, root cow.Addr, sb superblock, heap *slabHeap, opts Options) *Store {
+	ps := sp.PageSize()
+	s := &Store{arena: a, sp: sp, ps: ps, root: root, seed: sb.seed, shardShift: 64 - uint(sb.shardBits),
+		shards: make([]shard, 1<<sb.shardBits), heap: heap, clock: opts.Clock}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.sp, sh.hdr = sp, sb.shards+cow.Addr(i*ps)
+		sh.minExp = uint64(bits.TrailingZeros(uint(ps / 8)))
+	}
 	s.refMu.Lock()
 	s.refs = 1
 	s.refMu.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m, s.hdrBuf = newMeta(seed, slots), make([]byte, headerLen)
-	// The slab may grow to the whole arena: the reservation is virtual.
-	s.slabLimit = roundUp(uint64(a.Stats().TotalPages)*ps, s.leaf)
-	rw := cow.ProtRead | cow.ProtWrite
-	if s.metaAddr, err = sp.Map(int(roundUp(uint64(headerLen), ps)), rw); err == nil {
-		if s.t.index, err = sp.Map(int(s.indexBytes(slots)), rw); err == nil {
-			s.t.slab, err = sp.Map(int(s.slabLimit), rw)
-		}
-	}
-	if err == nil {
-		err = s.flushMeta()
-	}
-	if err != nil {
-		s.closeLocked()
-		return nil, err
-	}
-	s.t.sp, s.t.slots = sp, slots
-	return s, nil
+	s.cronMu.Lock()
+	s.rng = rand.New(rand.NewPCG(sb.seed, uint64(time.Now().UnixNano())))
+	s.cronMu.Unlock()
+	return s
 }
 
-// indexBytes is the length of the region of an index of slots slots.
-func (s *Store) indexBytes(slots uint64) uint64 { return roundUp(slots*slotSize, s.ps) }
+// reset gives the shard an empty table of 2^exp buckets and no TTL array.
+// Its allocator is new (or reset): nothing is freed.
+//
+// +checklocks:sh.mu
+func (sh *shard) reset(exp uint64) error {
+	t := table{exp: exp}
+	addr, err := sh.alloc.Alloc(t.bytes())
+	if err != nil {
+		return err
+	}
+	t.addr = addr
+	sh.d = dictState{t: [2]table{t, {}}}
+	return sh.writeHeader()
+}
 
-func roundUp(n, to uint64) uint64 { return (n + to - 1) / to * to }
-
-// keyHash is the key's hash under the store's seed (saved in the image, so a
-// loaded index stays valid).
+// keyHash is the key's hash under the store's seed (kept in the
+// superblock, so that a loaded index stays valid).
 func keyHash(seed uint64, key []byte) uint64 { return xxh3.HashSeed(key, seed) }
 
-// flushMeta writes the live header to the meta page.
+// shardOf returns the shard of hash h.
+func (s *Store) shardOf(h uint64) *shard { return &s.shards[h>>s.shardShift] }
+
+// Now returns the store's clock, in unix milliseconds.
+func (s *Store) Now() int64 { return s.clock() }
+
+func (s *Store) now() int64 { return s.clock() }
+
+// lockAll takes every shard's lock, in index order, then the slab's: the
+// quiesce. Nothing of the store's state changes until unlockAll.
 //
-// +checklocks:s.mu
-func (s *Store) flushMeta() error {
-	s.m.encode(s.hdrBuf)
-	_, err := s.sp.WriteAt(s.hdrBuf, int64(s.metaAddr))
-	return err
+// +checklocksignore: every shard's lock, a dynamic set.
+func (s *Store) lockAll() {
+	for i := range s.shards {
+		s.shards[i].mu.Lock()
+	}
+	s.heap.mu.Lock()
+}
+
+// +checklocksignore: every shard's lock, a dynamic set.
+func (s *Store) unlockAll() {
+	s.heap.mu.Unlock()
+	for i := range s.shards {
+		s.shards[i].mu.Unlock()
+	}
 }
 
 // Close closes the store. Snapshots taken from it stay readable until
 // they are closed; the memory goes back to the host with the last of them.
 // Closing a closed store is a no-op.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closeLocked()
-}
-
-// closeLocked is Close.
-//
-// +checklocks:s.mu
-func (s *Store) closeLocked() error {
-	if s.closed {
+	s.lockAll()
+	if s.closed.Load() {
+		s.unlockAll()
 		return nil
 	}
-	s.closed = true
-	return errorsJoin(s.sp.Close(), s.unref())
+	s.closed.Store(true)
+	err := s.sp.Close()
+	s.unlockAll()
+	return errorsJoin(err, s.unref())
 }
 
 // ref counts one more user of the arena (a snapshot).
@@ -181,186 +294,87 @@ func (s *Store) unref() error {
 	return nil
 }
 
-// Len returns the number of keys.
+// Len returns the number of keys, those past their TTL but not yet
+// deleted included (as Redis's DBSIZE).
 func (s *Store) Len() int {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return int(s.m.count)
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		n += int(sh.d.count)
+		sh.mu.RUnlock()
+	}
+	return n
 }
 
-// Get returns a copy of the value stored under key, or ErrNotFound.
-func (s *Store) Get(key []byte) ([]byte, error) { return s.AppendGet(nil, key) }
-
-// AppendGet appends the value stored under key to dst (ErrNotFound if
-// there is none): with a dst of enough capacity it does not allocate.
-func (s *Store) AppendGet(dst, key []byte) ([]byte, error) {
-	h := keyHash(s.seed, key)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return dst, ErrClosed
-	}
-	return s.t.appendGet(dst, h, key)
-}
-
-// checkKV rejects keys and values over the limits.
-func checkKV(key, value []byte) error {
-	if len(key) > MaxKeyLen || len(value) > MaxValueLen {
-		return fmt.Errorf("%w: key of %d bytes, value of %d", ErrTooLarge, len(key), len(value))
-	}
-	return nil
-}
-
-// Put stores value under key, replacing what was there.
-func (s *Store) Put(key, value []byte) error {
-	if err := checkKV(key, value); err != nil {
-		return err
-	}
-	h := keyHash(s.seed, key)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
-	l, err := s.t.lookup(h, key, &s.wbuf, false)
-	if err != nil {
-		return err
-	}
-	size := uint64(itemHdr + len(key) + len(value))
-	class := classOf(size)
-	if l.found && refClass(l.ref) == class && s.inOnePage(refOff(l.ref), size) {
-		// Overwrite in place: a write within one page faults (and may
-		// fail) before it stores anything, so a failure leaves the old
-		// value whole.
-		return s.writeItem(refOff(l.ref), key, value)
-	}
-	if !l.found && l.insEmpty && (s.m.count+s.m.tombs+1)*4 > s.m.slots*3 {
-		if err := s.grow(); err != nil {
-			return err
-		}
-		if l, err = s.t.lookup(h, key, &s.wbuf, false); err != nil {
-			return err
-		}
-	}
-	off, err := s.allocChunk(class)
-	if err != nil {
-		return err
-	}
-	if err := s.writeItem(off, key, value); err != nil {
-		s.freeChunk(off, class)
-		return err
-	}
-	pos := l.pos
-	if !l.found {
-		pos = l.ins
-	}
-	if err := s.t.writeSlot(pos, h, mkRef(off, class)); err != nil {
-		s.freeChunk(off, class)
-		return err
-	}
-	switch {
-	case l.found:
-		s.freeChunk(refOff(l.ref), refClass(l.ref))
-	case l.insEmpty:
-		s.m.count++
-	default: // reused a tombstone
-		s.m.count++
-		s.m.tombs--
-	}
-	return nil
-}
-
-// inOnePage reports whether [off, off+size) of the slab lies in one page.
-func (s *Store) inOnePage(off, size uint64) bool {
-	return off/s.ps == (off+size-1)/s.ps
-}
-
-// writeItem writes the item {key, value} into the chunk at off.
+// Flush removes every key (FLUSHALL): the slab's regions are mapped
+// afresh, their memory going back to the arena once no snapshot shares it.
 //
-// +checklocks:s.mu
-func (s *Store) writeItem(off uint64, key, value []byte) error {
-	n := itemHdr + len(key)
-	small := n+len(value) <= 4096
-	if small {
-		n += len(value)
+// +checklocksignore: it holds every shard's lock, a dynamic set.
+func (s *Store) Flush() error {
+	for i := range s.shards {
+		s.shards[i].mu.Lock()
 	}
-	if cap(s.wbuf) < n {
-		s.wbuf = make([]byte, n)
+	defer func() {
+		for i := range s.shards {
+			s.shards[i].mu.Unlock()
+		}
+	}()
+	if s.closed.Load() {
+		return ErrClosed
 	}
-	b := s.wbuf[:n]
-	binary.LittleEndian.PutUint32(b, uint32(len(key)))
-	binary.LittleEndian.PutUint32(b[4:], uint32(len(value)))
-	copy(b[itemHdr:], key)
-	if small {
-		copy(b[itemHdr+len(key):], value)
-	}
-	at := int64(s.t.slab) + int64(off)
-	if _, err := s.sp.WriteAt(b, at); err != nil {
+	if err := s.heap.reset(); err != nil {
 		return err
 	}
-	if !small {
-		_, err := s.sp.WriteAt(value, at+int64(n))
-		return err
+	for i := range s.shards {
+		sh := &s.shards[i]
+		c, err := s.heap.cache(i)
+		if err != nil {
+			return err
+		}
+		sh.alloc = c
+		if err := sh.reset(sh.minExp); err != nil {
+			return err
+		}
+		sh.dirty++
 	}
 	return nil
 }
 
-// Delete removes key, reporting whether it was there.
-func (s *Store) Delete(key []byte) (bool, error) {
-	h := keyHash(s.seed, key)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false, ErrClosed
-	}
-	l, err := s.t.lookup(h, key, &s.wbuf, false)
-	if err != nil || !l.found {
-		return false, err
-	}
-	// A slot followed by an empty one ends no probe sequence that goes
-	// further: it can be made empty instead of a tombstone.
-	next, err := s.t.readSlotRef((l.pos + 1) & (s.m.slots - 1))
-	if err != nil {
-		return false, err
-	}
-	mark := uint64(refTomb)
-	if next == refEmpty {
-		mark = refEmpty
-	}
-	if err := s.t.writeSlot(l.pos, 0, mark); err != nil {
-		return false, err
-	}
-	s.m.count--
-	if mark == refTomb {
-		s.m.tombs++
-	}
-	s.freeChunk(refOff(l.ref), refClass(l.ref))
-	return true, nil
-}
-
-// Flush removes every key (FLUSHALL): a new empty index and slab replace
-// the old ones, whose memory goes back to the arena once no snapshot
-// shares it.
-func (s *Store) Flush() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
-	rw := cow.ProtRead | cow.ProtWrite
-	slots := uint64(minIndexSlots)
-	index, err := s.sp.Map(int(s.indexBytes(slots)), rw)
-	if err != nil {
+// Maintain does the store's background work for up to budget: it moves
+// buckets of the shards whose rehash the writers have not finished (100
+// at a time, as Redis's incrementallyRehash), starts shrinking tables less
+// than a tenth full, and maps huge again a few ranges a save left mapped
+// page by page (collapse.go). The store's cron calls it ten times a second.
+func (s *Store) Maintain(budget time.Duration) error {
+	s.cronMu.Lock()
+	defer s.cronMu.Unlock()
+	if err := s.collapseSome(); err != nil && !errors.Is(err, cow.ErrClosed) {
 		return err
 	}
-	if err := s.sp.MapFixed(s.t.slab, int(s.slabLimit), rw); err != nil {
-		s.sp.Unmap(index, int(s.indexBytes(slots)))
-		return err
+	start := time.Now()
+	canResize := s.saves.Load() == 0
+	for range len(s.shards) {
+		sh := &s.shards[s.rehashNext]
+		s.rehashNext = (s.rehashNext + 1) % len(s.shards)
+		sh.mu.Lock()
+		var err error
+		switch {
+		case s.closed.Load():
+			err = ErrClosed
+		case sh.d.rehashing():
+			err = sh.rehashStep(100)
+		case canResize:
+			err = sh.shrinkIfNeeded()
+		}
+		sh.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if time.Since(start) > budget {
+			break
+		}
 	}
-	s.sp.Unmap(s.t.index, int(s.indexBytes(s.m.slots)))
-	s.t.index, s.t.slots = index, slots
-	s.m = newMeta(s.m.seed, slots)
-	s.leaked = 0
 	return nil
 }
 
@@ -370,3 +384,5 @@ func errorsJoin(a, b error) error {
 	}
 	return b
 }
+
+func roundUp(n, to uint64) uint64 { return (n + to - 1) / to * to }

@@ -7,22 +7,27 @@ import (
 	"maps"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/anonfolio/anonfolio/folio"
 )
 
 func TestClassOf(t *testing.T) {
-	for size := uint64(1); size < 1<<20; size += 1 + size/64 {
-		c := classOf(size)
-		if classSizes[c] < size || (c > 0 && classSizes[c-1] >= size) {
-			t.Fatalf("classOf(%d) = %d (%d bytes), previous %d", size, c, classSizes[c], classSizes[max(c-1, 0)])
+	for n := 1; n <= maxSmall; n++ {
+		c := classOf(n)
+		if c >= nClasses || classSizes[c] < n || (c > 0 && classSizes[c-1] >= n) {
+			t.Fatalf("classOf(%d) = %d (%d bytes), previous %d", n, c, classSizes[min(c, nClasses-1)], classSizes[max(c-1, 0)])
+		}
+		if waste := classSizes[c] - n; waste >= fineStep && waste*perDouble > classSizes[c] {
+			t.Fatalf("classOf(%d): a chunk of %d bytes wastes more than an eighth", n, classSizes[c])
 		}
 	}
-	if last := classSizes[nClasses-1]; last < itemHdr+MaxKeyLen+MaxValueLen || nClasses > 255 {
-		t.Fatalf("%d classes up to %d bytes", nClasses, last)
+	if classSizes[nClasses-1] != maxSmall || spanSize/maxSmall < 4 {
+		t.Fatalf("%d classes up to %d bytes in spans of %d", nClasses, classSizes[nClasses-1], spanSize)
 	}
-	if c := classOf(itemHdr + MaxKeyLen + MaxValueLen); c >= nClasses {
-		t.Fatalf("the largest item has class %d of %d", c, nClasses)
+	// The classes' state fits the smallest page: a cache page, the heap's header.
+	if nClasses*classStride > 4096 || hpClasses+16*nClasses > 4096 {
+		t.Fatalf("%d classes do not fit a 4 KiB page", nClasses)
 	}
 }
 
@@ -106,32 +111,46 @@ func TestModel(t *testing.T) {
 				}
 				sn.sn.Close()
 			}
-			if st := s.Stats(); st.LeakedBytes != 0 || st.Keys != int64(len(model)) {
+			if st := s.Stats(); st.Keys != int64(len(model)) {
 				t.Fatalf("stats %+v", st)
 			}
 		})
 	}
 }
 
-// TestGrowth fills a store from the smallest index, so that it rehashes
-// many times, then deletes most keys and refills (tombstone purges).
+// TestGrowth fills a store from the smallest tables, so that every shard
+// rehashes many times (incrementally: each write moves a bucket), checks
+// it in the middle of rehashes, then deletes most keys so that the cron
+// shrinks the tables, and refills.
 func TestGrowth(t *testing.T) {
-	s := openTest(t, testOptions())
+	opts := testOptions()
+	opts.Shards = 2
+	s := openTest(t, opts)
 	model := map[string]string{}
 	n := 20000
 	if testing.Short() {
 		n = 5000
 	}
+	sawRehash := false
 	for i := range n {
 		k, v := fmt.Sprintf("k%d", i), fmt.Sprintf("v%d", i*7)
 		if err := s.Put([]byte(k), []byte(v)); err != nil {
 			t.Fatal(err)
 		}
 		model[k] = v
+		if !sawRehash && s.Stats().Rehashing > 0 {
+			sawRehash = true
+			checkStore(t, s, model) // every key found in either table
+		}
 	}
-	slots := s.Stats().IndexSlots
-	if slots < int64(n)*4/3 {
-		t.Fatalf("%d keys in %d slots", n, slots)
+	if !sawRehash {
+		t.Fatal("no rehash while filling")
+	}
+	checkStore(t, s, model)
+	finishRehash(t, s)
+	grown := s.Stats().IndexSlots
+	if grown < int64(n) || grown > 4*int64(n) {
+		t.Fatalf("%d keys in %d buckets", n, grown)
 	}
 	for i := range n {
 		if i%10 != 0 {
@@ -142,7 +161,12 @@ func TestGrowth(t *testing.T) {
 			delete(model, k)
 		}
 	}
-	for i := range n { // fresh keys: they land on tombstones and force purges
+	finishRehash(t, s) // the cron shrinks tables less than a tenth full
+	if shrunk := s.Stats().IndexSlots; shrunk*4 > grown {
+		t.Fatalf("%d keys in %d buckets after deleting 90%% (%d before)", len(model), shrunk, grown)
+	}
+	checkStore(t, s, model)
+	for i := range n {
 		k := fmt.Sprintf("new%d", i)
 		if err := s.Put([]byte(k), []byte(k)); err != nil {
 			t.Fatal(err)
@@ -158,6 +182,24 @@ func TestGrowth(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkStore(t, s, map[string]string{"after": "flush"})
+}
+
+// finishRehash runs the cron's maintenance until no shard is rehashing
+// and none wants to shrink.
+func finishRehash(t testing.TB, s *Store) {
+	t.Helper()
+	for i := 0; ; i++ {
+		before := s.Stats().IndexSlots
+		if err := s.Maintain(time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if st := s.Stats(); st.Rehashing == 0 && st.IndexSlots == before {
+			return
+		}
+		if i > 100000 {
+			t.Fatal("the rehash does not end")
+		}
+	}
 }
 
 func TestBadInput(t *testing.T) {
