@@ -41,7 +41,9 @@ type world struct {
 	// protections, moves): a pin that saw it move verifies itself.
 	changes atomic.Uint64
 
-	mu   sync.Mutex
+	mu sync.Mutex
+	// live are the spaces forked and not yet closed.
+	// +checklocks:mu
 	live map[*cow.Space]bool
 }
 

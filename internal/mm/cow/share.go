@@ -178,13 +178,19 @@ func (s *Space) wrProtectLeft(l *pte.Leaf, closing bool) {
 	if closing && !l.MaybeHeld() {
 		return // no Get was ever taken through it: nothing to find
 	}
-	s.leafFolioBatches(l, func(i int, pfn, head folio.PFN, n int) bool {
+	for i := 0; i < l.Len(); {
+		e := l.GetRaw(i)
+		if e.None() || e.Zero() {
+			i++
+			continue
+		}
+		head, n := s.batchAt(l, i, l.Len(), e, anyFlags)
 		if !closing || s.a.FolioRef(head) > s.a.FolioMapcount(head) {
 			l.WrProtect(i, n)
-			s.a.ClearPageAnonExclusive(pfn, n)
+			s.a.ClearPageAnonExclusive(e.PFN(), n)
 		}
-		return true
-	})
+		i += n
+	}
 }
 
 // leafFolioBatches calls fn for each batch of l's entries that map
