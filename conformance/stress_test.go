@@ -312,6 +312,10 @@ func pinned(parts [][]byte, off, n int) []byte {
 	return nil
 }
 
+// maxStressChildren bounds the live children, so that the root, the
+// children and a grandchild fit the arena newStress sizes.
+const maxStressChildren = 4
+
 // forker is the forker's own state: its pins of children, with what they
 // must keep reading.
 type forker struct {
@@ -339,6 +343,15 @@ func (f *forker) release(st *stress) {
 // a page of it, and forks the child in turn (the grandchild must read as
 // the child did).
 func (st *stress) fork(rng *rand.Rand, f *forker) {
+	// The arena holds the root and six more spaces: wait for the closer
+	// rather than outrun it (four children, the new one, a grandchild).
+	st.mu.Lock()
+	full := len(st.children) >= maxStressChildren
+	st.mu.Unlock()
+	if full {
+		time.Sleep(100 * time.Microsecond)
+		return
+	}
 	lo := make([]uint64, st.pages)
 	for p := range lo {
 		lo[p] = st.done[p].Load()
