@@ -1,0 +1,59 @@
+package slab
+
+import (
+	"errors"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/anonfolio/anonfolio/cow"
+)
+
+// TestGeometry checks every class's layout for each page size and reserve:
+// blocks stay clear of the metadata, every slab's descriptor lies in its
+// chunk's metadata, and locate inverts blockAddr.
+func TestGeometry(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, ps := range []uint64{4 << 10, 16 << 10, 64 << 10} {
+		for _, shift := range []uint{21, 24, 34, 36} {
+			root := cow.Addr(1<<32 + 512<<30) // aligned to 512 GiB at most, as Map aligns to the PMD size
+			g := newGeometry(root, ps, shift)
+			st := &state{geo: g, cls: make([]classState, len(g.classes))}
+			for i := range st.cls {
+				st.cls[i].geo = g.classes[i]
+			}
+			for ci, cg := range g.classes {
+				chunk := uint64(1) << cg.chunkShift
+				switch {
+				case cg.blocks == 0 || cg.perChunk == 0:
+					t.Fatalf("ps %d shift %d class %d (%d B): %d blocks in %d slabs per chunk", ps, shift, ci, cg.size, cg.blocks, cg.perChunk)
+				case cg.blocks*cg.size > cg.meta || cg.meta%ps != 0:
+					t.Fatalf("ps %d shift %d class %d: blocks end at %d, metadata starts at %d", ps, shift, ci, cg.blocks*cg.size, cg.meta)
+				case cg.meta+classHdr+cg.perChunk*descBytes > chunk:
+					t.Fatalf("ps %d shift %d class %d: %d descriptors overflow the chunk", ps, shift, ci, cg.perChunk)
+				case cg.maxSlabs > slabsMask || uint64(cg.area)+uint64(cg.maxSlabs/cg.perChunk)<<cg.chunkShift > uint64(root)+uint64(ci+2)<<shift:
+					t.Fatalf("ps %d shift %d class %d: %d slabs overflow the area", ps, shift, ci, cg.maxSlabs)
+				case cg.size&(cg.size-1) == 0 && uint64(cg.area)%min(cg.size, chunk, ps*ps/8) != 0:
+					t.Fatalf("ps %d shift %d class %d: %d-byte blocks not aligned", ps, shift, ci, cg.size)
+				}
+				for range 20 {
+					s := r.Uint64N(cg.maxSlabs)
+					bit := r.Uint64N(slabBlocks)
+					if cg.reserved(s)&(1<<bit) != 0 {
+						continue
+					}
+					addr := cg.blockAddr(s, bit)
+					c, s2, bit2, err := st.locate(addr)
+					if err != nil || c != &st.cls[ci] || s2 != s || bit2 != bit {
+						t.Fatalf("ps %d shift %d class %d: locate(blockAddr(%d, %d)) = class %p slab %d bit %d, %v", ps, shift, ci, s, bit, c, s2, bit2, err)
+					}
+					if _, _, _, err := st.locate(addr + 8); cg.size > 8 && !errors.Is(err, ErrNotBlock) {
+						t.Fatalf("interior pointer: %v", err)
+					}
+					if d := cg.slabDesc(s); d < cg.chunk(s/cg.perChunk)+cow.Addr(cg.meta+classHdr) {
+						t.Fatalf("descriptor of slab %d at %#x below the metadata", s, uint64(d))
+					}
+				}
+			}
+		}
+	}
+}
