@@ -193,3 +193,42 @@ func TestArenaFull(t *testing.T) {
 	p := mustAlloc(t, e.h, 24)
 	expectZero(t, e.s, p, 24)
 }
+
+// TestPartialList follows the class word through the list changes: a slab
+// that fills leaves the list, one that was full comes back at its head,
+// and none of it leaves the class busy.
+func TestPartialList(t *testing.T) {
+	e := newEnv(t, 16<<20, cow.Options{}, Options{})
+	c := &e.h.st.cls[classOf(32)]
+	word := func() uint64 {
+		t.Helper()
+		w, err := newAccessor(e.s).LoadUint64(c.geo.word)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	expect := func(head, slabs uint64) {
+		t.Helper()
+		if w := word(); w != classWord(head, slabs) {
+			t.Fatalf("class word %#x (head %d, %d slabs, busy %v), want head %d, %d slabs",
+				w, wordHead(w), wordSlabs(w), w&busyBit != 0, head, slabs)
+		}
+	}
+	var ps []cow.Addr
+	for range 63 {
+		ps = append(ps, mustAlloc(t, e.h, 32))
+	}
+	expect(1, 1)
+	ps = append(ps, mustAlloc(t, e.h, 32)) // slab 0 fills and leaves the list
+	expect(0, 1)
+	ps = append(ps, mustAlloc(t, e.h, 32)) // slab 1 is carved
+	expect(2, 2)
+	mustFree(t, e.h, ps[5]) // slab 0 was full: back at the head
+	expect(1, 2)
+	if p := mustAlloc(t, e.h, 32); p != ps[5] { // and it fills again
+		t.Fatalf("Alloc = %#x, want the block just freed, %#x", uint64(p), uint64(ps[5]))
+	}
+	expect(2, 2)
+	check(t, e.h)
+}

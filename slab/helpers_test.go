@@ -36,8 +36,20 @@ func newEnv(t testing.TB, arena int64, opts cow.Options, sopts Options) *env {
 	return e
 }
 
+// check runs Check, after making sure that no class was left busy: outside
+// a Fork's cut, every list change finishes (so no repair is ever needed).
 func check(t testing.TB, h *Allocator) {
 	t.Helper()
+	a := newAccessor(h.st.s)
+	for i := range h.st.cls {
+		cg := &h.st.cls[i].geo
+		if _, ok := h.st.s.Pagemap(cg.word); !ok {
+			continue
+		}
+		if w, err := a.LoadUint64(cg.word); err == nil && w&busyBit != 0 {
+			t.Fatalf("the %d-byte class was left busy (word %#x)", cg.size, w)
+		}
+	}
 	if err := h.Check(); err != nil {
 		t.Fatal(err)
 	}

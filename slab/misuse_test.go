@@ -169,3 +169,19 @@ func TestDamagedMetadata(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckUseAfterFree: a write into a freed block breaks the promise that
+// blocks read zero when handed out; Check finds it.
+func TestCheckUseAfterFree(t *testing.T) {
+	e := newEnv(t, 16<<20, cow.Options{}, Options{})
+	p := mustAlloc(t, e.h, 200)
+	q := mustAlloc(t, e.h, 200)
+	mustFree(t, e.h, p)
+	check(t, e.h)
+	e.Write(e.s, p+100, []byte{1})
+	if err := e.h.Check(); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Check after a write into a freed block: %v, want ErrCorrupt", err)
+	}
+	e.Write(e.s, p+100, []byte{0})
+	mustFree(t, e.h, q)
+}

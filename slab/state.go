@@ -55,9 +55,8 @@ func (as *accessorSet) closeAll() {
 }
 
 // wrapAccessor, if set (by tests only), wraps each accessor the allocator
-// makes: the tests use it to count metadata writes and to Fork between any
-// two of them.
-var wrapAccessor func(accessor) accessor
+// makes on a space: the tests use it to Fork between any two writes.
+var wrapAccessor func(*cow.Space, accessor) accessor
 
 // accessorLocked returns the class's accessor, made on first use.
 //
@@ -66,7 +65,7 @@ func (c *classState) accessorLocked() accessor {
 	if c.acc == nil {
 		a := newAccessor(c.st.s)
 		if wrapAccessor != nil {
-			a = wrapAccessor(a)
+			a = wrapAccessor(c.st.s, a)
 		}
 		c.st.accs.add(a)
 		c.acc = a
