@@ -1,7 +1,6 @@
 package slab
 
 import (
-	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
 	"testing"
@@ -89,9 +88,20 @@ func expectZero(t testing.TB, s *cow.Space, p cow.Addr, n int) {
 	if _, err := s.ReadAt(b, int64(p)); err != nil {
 		t.Fatalf("ReadAt(%#x, %d): %v", uint64(p), n, err)
 	}
-	if i := bytes.IndexFunc(b, func(r rune) bool { return r != 0 }); i >= 0 {
+	if i := firstNonZero(b); i >= 0 {
 		t.Fatalf("block at %#x reads %#x at +%d, want zero", uint64(p), b[i], i)
 	}
+}
+
+// firstNonZero returns the index of the first byte of b that is not zero,
+// or -1.
+func firstNonZero(b []byte) int {
+	for i, c := range b {
+		if c != 0 {
+			return i
+		}
+	}
+	return -1
 }
 
 // randSize draws a request size: mostly small, some of a few KiB, a few

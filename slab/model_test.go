@@ -88,7 +88,7 @@ func worker(s *cow.Space, h *Allocator, m *model, seed uint64, ops, target, maxL
 			if _, err := s.ReadAt(buf, int64(p)); err != nil {
 				return err
 			}
-			if i := bytes.IndexFunc(buf, func(r rune) bool { return r != 0 }); i >= 0 {
+			if i := firstNonZero(buf); i >= 0 {
 				return fmt.Errorf("new %d-byte block at %#x reads %#x at +%d", size, uint64(p), buf[i], i)
 			}
 			b := block{n: n, size: size, seed: seed<<32 | uint64(i)}
