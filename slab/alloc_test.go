@@ -232,3 +232,35 @@ func TestPartialList(t *testing.T) {
 	expect(2, 2)
 	check(t, e.h)
 }
+
+// TestStats counts blocks, slabs and free bytes of a known state.
+func TestStats(t *testing.T) {
+	e := newEnv(t, 64<<20, cow.Options{}, Options{})
+	var small []cow.Addr
+	for range 70 {
+		small = append(small, mustAlloc(t, e.h, 60)) // 64-byte class: a full slab and 6 blocks of another
+	}
+	for range 3 {
+		mustAlloc(t, e.h, 40<<10) // large
+	}
+	mustFree(t, e.h, small[1])
+	mustFree(t, e.h, small[69])
+	st, err := e.h.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Stats{
+		Classes: []ClassStats{
+			{Size: 64, Blocks: 68, FreeBlocks: 60, Slabs: 2},
+			{Size: 40 << 10, Blocks: 3, FreeBlocks: int64(e.h.st.cls[classOf(40<<10)].geo.blocks) - 3, Slabs: 1},
+		},
+		Blocks: 71,
+		InUse:  68*64 + 3*40<<10,
+		Free:   60 * 64,
+	}
+	want.Fragmentation = float64(want.Free) / float64(want.InUse+want.Free)
+	if len(st.Classes) != 2 || st.Classes[0] != want.Classes[0] || st.Classes[1] != want.Classes[1] ||
+		st.Blocks != want.Blocks || st.InUse != want.InUse || st.Free != want.Free || st.Fragmentation != want.Fragmentation {
+		t.Fatalf("Stats =\n%+v, want\n%+v", st, want)
+	}
+}

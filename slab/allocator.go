@@ -122,7 +122,7 @@ func (h *Allocator) Alloc(n int) (cow.Addr, error) {
 	addr, err := c.allocLocked()
 	c.mu.Unlock()
 	if err != nil {
-		return 0, fmt.Errorf("slab: Alloc(%d): %w", n, err)
+		return 0, wrap(err, "Alloc(%d)", n)
 	}
 	return addr, nil
 }
@@ -145,7 +145,7 @@ func (h *Allocator) Free(addr cow.Addr) error {
 	err = c.freeLocked(addr, slab, bit)
 	c.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("slab: Free(%#x): %w", uint64(addr), err)
+		return wrap(err, "Free(%#x)", uint64(addr))
 	}
 	return nil
 }
@@ -164,7 +164,7 @@ func (h *Allocator) Size(addr cow.Addr) (int, error) {
 	err = c.allocatedLocked(slab, bit)
 	c.mu.Unlock()
 	if err != nil {
-		return 0, fmt.Errorf("slab: Size(%#x): %w", uint64(addr), err)
+		return 0, wrap(err, "Size(%#x)", uint64(addr))
 	}
 	return int(c.geo.size), nil
 }
@@ -209,7 +209,7 @@ func (st *state) locate(addr cow.Addr) (c *classState, slab, bit uint64, err err
 	cg := &c.geo
 	rel := uint64(addr - cg.area)
 	chunk, in := rel>>cg.chunkShift, rel&(1<<cg.chunkShift-1)
-	j := in / cg.size
+	j := cg.bySize.div(in)
 	if j >= cg.blocks {
 		return nil, 0, 0, fmt.Errorf("%w: %#x is in the metadata of the %d-byte class", ErrNotBlock, uint64(addr), cg.size)
 	}

@@ -31,3 +31,15 @@ var (
 func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
 }
+
+// wrap adds the call to an error that came from the space (the package's
+// own errors already say what and where). Call it only with an error: its
+// arguments allocate.
+func wrap(err error, call string, args ...any) error {
+	for _, own := range []error{ErrNotBlock, ErrNotAllocated, ErrCorrupt} {
+		if errors.Is(err, own) {
+			return err
+		}
+	}
+	return fmt.Errorf("slab: %s: %w", fmt.Sprintf(call, args...), err)
+}

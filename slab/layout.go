@@ -69,11 +69,30 @@ type geometry struct {
 	classes []classGeo
 }
 
+// divisor divides by d > 1 with a multiplication: x/d is the high word of
+// x*m for m = floor((2^64-1)/d)+1, exactly when x*d < 2^64 (x*m/2^64
+// exceeds x/d by less than x/2^64, which is then below 1/d). Offsets in a
+// chunk and slab numbers are far inside that bound except for the largest
+// classes, which divide in hardware.
+type divisor struct{ d, m, lim uint64 }
+
+func newDivisor(d uint64) divisor { return divisor{d, (1<<64-1)/d + 1, (1<<64 - 1) / d} }
+
+func (v divisor) div(x uint64) uint64 {
+	if x >= v.lim || v.d == 1 {
+		return x / v.d
+	}
+	hi, _ := bits.Mul64(x, v.m)
+	return hi
+}
+
 // classGeo is where one class keeps its blocks and state, and its bounds.
 // Slabs are numbered across chunks: slab s is slab s%perChunk of chunk
 // s/perChunk.
 type classGeo struct {
 	size       uint64   // bytes of each block
+	bySize     divisor  // divides by size
+	byPerChunk divisor  // divides by perChunk
 	area       cow.Addr // chunk 0
 	word       cow.Addr // the class word
 	chunkShift uint     // log2 of the chunk's bytes
@@ -101,6 +120,8 @@ func newGeometry(root cow.Addr, ps uint64, shift uint) geometry {
 		area := root + cow.Addr(uint64(c+1)<<shift)
 		g.classes[c] = classGeo{
 			size:       size,
+			bySize:     newDivisor(size),
+			byPerChunk: newDivisor((k + slabBlocks - 1) / slabBlocks),
 			area:       area,
 			word:       area + cow.Addr(meta),
 			chunkShift: cs,
@@ -123,18 +144,26 @@ func (cg *classGeo) chunk(i uint64) cow.Addr { return cg.area + cow.Addr(i<<cg.c
 // slabDesc returns the address of slab s's descriptor: its bitmap word;
 // the next link follows.
 func (cg *classGeo) slabDesc(s uint64) cow.Addr {
-	return cg.chunk(s/cg.perChunk) + cow.Addr(cg.meta+classHdr+s%cg.perChunk*descBytes)
+	chunk, i := cg.split(s)
+	return cg.chunk(chunk) + cow.Addr(cg.meta+classHdr+i*descBytes)
+}
+
+// split returns the chunk of slab s and its index in the chunk.
+func (cg *classGeo) split(s uint64) (chunk, i uint64) {
+	chunk = cg.byPerChunk.div(s)
+	return chunk, s - chunk*cg.perChunk
 }
 
 // blockAddr returns the address of block bit of slab s.
 func (cg *classGeo) blockAddr(s, bit uint64) cow.Addr {
-	return cg.chunk(s/cg.perChunk) + cow.Addr((s%cg.perChunk*slabBlocks+bit)*cg.size)
+	chunk, i := cg.split(s)
+	return cg.chunk(chunk) + cow.Addr((i*slabBlocks+bit)*cg.size)
 }
 
 // slabBytes returns the address range of slab s's blocks.
 func (cg *classGeo) slabBytes(s uint64) (start, end uint64) {
-	i := s % cg.perChunk
-	base := uint64(cg.chunk(s / cg.perChunk))
+	chunk, i := cg.split(s)
+	base := uint64(cg.chunk(chunk))
 	return base + i*slabBlocks*cg.size, base + min((i+1)*slabBlocks, cg.blocks)*cg.size
 }
 
@@ -142,7 +171,8 @@ func (cg *classGeo) slabBytes(s uint64) (start, end uint64) {
 // the tail of a chunk's last slab when its blocks do not fill it. They are
 // set for good when the slab is carved, so a full slab is always ^0.
 func (cg *classGeo) reserved(s uint64) uint64 {
-	if n := cg.blocks - s%cg.perChunk*slabBlocks; n < slabBlocks {
+	_, i := cg.split(s)
+	if n := cg.blocks - i*slabBlocks; n < slabBlocks {
 		return ^uint64(0) << n
 	}
 	return 0

@@ -57,3 +57,34 @@ func TestGeometry(t *testing.T) {
 		}
 	}
 }
+
+// TestDivisor checks the multiplicative division against the hardware's,
+// on both sides of the bound where it switches to the hardware's.
+func TestDivisor(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	ds := []uint64{1, 2, 3, 7, 8, 24, 48, 80, 144, 4608, 7168, 1<<36 - 1}
+	for range 200 {
+		ds = append(ds, 1+r.Uint64N(1<<36))
+	}
+	for _, d := range ds {
+		v := newDivisor(d)
+		xs := []uint64{0, 1, d - 1, d, d + 1, 1<<40 - 1, (1<<40 - 1) / d * d, (1<<40-1)/d*d - 1, v.lim - 1, v.lim, ^uint64(0)}
+		for range 200 {
+			xs = append(xs, r.Uint64N(1<<40))
+		}
+		for _, x := range xs {
+			if got := v.div(x); got != x/d {
+				t.Fatalf("%d/%d = %d, want %d", x, d, got, x/d)
+			}
+		}
+	}
+	for c := range numClasses(1 << 33) {
+		size := classSize(c)
+		v := newDivisor(size)
+		for _, x := range []uint64{size*1000 - 1, size * 1000, 1<<36 - 1} {
+			if v.div(x) != x/size {
+				t.Fatalf("class %d: %d/%d", c, x, size)
+			}
+		}
+	}
+}
