@@ -264,3 +264,50 @@ func TestStats(t *testing.T) {
 		t.Fatalf("Stats =\n%+v, want\n%+v", st, want)
 	}
 }
+
+// TestChunks fills a class past its first chunks, where slab numbers skip
+// the values that stand for no slab (3072-byte blocks: 11 slabs a chunk,
+// numbered 0-10, then 16-26, ...), frees every other block, forces a
+// repair of the list, and takes every free block back.
+func TestChunks(t *testing.T) {
+	e := newEnv(t, 64<<20, cow.Options{}, Options{})
+	c := &e.h.st.cls[classOf(3000)]
+	if c.geo.perChunk == 1<<c.geo.perShift {
+		t.Fatalf("%d slabs a chunk: no gap to skip", c.geo.perChunk)
+	}
+	n := 3*int(c.geo.blocks) + 5
+	seen := map[cow.Addr]bool{}
+	var ps []cow.Addr
+	for range n {
+		p := mustAlloc(t, e.h, 3000)
+		if seen[p] {
+			t.Fatalf("%#x handed out twice", uint64(p))
+		}
+		seen[p] = true
+		ps = append(ps, p)
+	}
+	if last := ps[n-1]; last < c.geo.chunk(3) {
+		t.Fatalf("block %d at %#x is not in chunk 3 (%#x)", n-1, uint64(last), uint64(c.geo.chunk(3)))
+	}
+	for i := 0; i < n; i += 2 {
+		mustFree(t, e.h, ps[i])
+	}
+	a := newAccessor(e.s)
+	w, _ := a.LoadUint64(c.geo.word)
+	if err := a.StoreUint64(c.geo.word, w|busyBit); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.h.Check(); err != nil { // repairs, then checks
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i += 2 {
+		if p := mustAlloc(t, e.h, 3000); !seen[p] {
+			t.Fatalf("after the repair, Alloc = %#x, not a block freed", uint64(p))
+		}
+	}
+	// Three full chunks of 11 slabs, and one slab of 5 blocks in chunk 3.
+	want := ClassStats{Size: 3072, Blocks: int64(n), FreeBlocks: 59, Slabs: 34, FullSlabs: 33}
+	if st, err := e.h.Stats(); err != nil || len(st.Classes) != 1 || st.Classes[0] != want {
+		t.Fatalf("Stats: %+v, %v; want %+v", st.Classes, err, want)
+	}
+}

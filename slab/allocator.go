@@ -216,5 +216,5 @@ func (st *state) locate(addr cow.Addr) (c *classState, slab, bit uint64, err err
 	if j*cg.size != in {
 		return nil, 0, 0, fmt.Errorf("%w: %#x is inside the %d-byte block at %#x", ErrNotBlock, uint64(addr), cg.size, uint64(addr)-(in-j*cg.size))
 	}
-	return c, chunk*cg.perChunk + j/slabBlocks, j % slabBlocks, nil
+	return c, chunk<<cg.perShift | j/slabBlocks, j % slabBlocks, nil
 }

@@ -48,6 +48,10 @@ func (c *classState) checkLocked() error {
 	n := wordSlabs(w)
 	bms := make([]uint64, n)
 	for i := range bms {
+		if !g.valid(uint64(i)) {
+			bms[i] = full // no slab: nothing to list, no block to check
+			continue
+		}
 		if bms[i], err = a.LoadUint64(g.slabDesc(uint64(i))); err != nil {
 			return err
 		}
@@ -69,8 +73,8 @@ func (c *classState) checkLocked() error {
 		if err != nil {
 			return err
 		}
-		if next > n {
-			return corrupt("%d-byte class: slab %d links to slab %d of %d", g.size, i, next-1, n)
+		if next > n || next != 0 && !g.valid(next-1) {
+			return corrupt("%d-byte class: slab %d links to slab %d (next to carve: %d)", g.size, i, next-1, n)
 		}
 		h = next
 	}

@@ -63,10 +63,12 @@ func (c *classState) allocLocked() (cow.Addr, error) {
 // +checklocks:c.mu
 func (c *classState) popLocked(a accessor, w, slab uint64) {
 	next, err := a.LoadUint64(c.geo.slabDesc(slab) + 8)
-	if err != nil || next > wordSlabs(w) || next == slab+1 {
+	if err != nil || next > wordSlabs(w) || next == slab+1 || next != 0 && !c.geo.valid(next-1) {
 		return // a damaged link: leave the class busy, to be rebuilt
 	}
-	a.StoreUint64(c.geo.word, classWord(next, wordSlabs(w)))
+	if a.StoreUint64(c.geo.word, classWord(next, wordSlabs(w))) == nil {
+		c.head = next
+	}
 }
 
 // carveLocked adds a slab to a class whose partial list is empty and makes
@@ -75,10 +77,10 @@ func (c *classState) popLocked(a accessor, w, slab uint64) {
 // +checklocks:c.mu
 func (c *classState) carveLocked(a accessor, w uint64) (uint64, error) {
 	g := &c.geo
-	n := wordSlabs(w)
-	if n >= g.maxSlabs {
-		return 0, fmt.Errorf("%w: the %d-byte class is full (%d slabs; raise Options.ClassReserve)",
-			folio.ErrNoMemory, g.size, g.maxSlabs)
+	n := g.nextSlab(wordSlabs(w))
+	if n >= g.slabLimit {
+		return 0, fmt.Errorf("%w: the %d-byte class is full (%d blocks; raise Options.ClassReserve)",
+			folio.ErrNoMemory, g.size, g.slabLimit>>g.perShift*g.blocks)
 	}
 	// The new descriptor is not reachable until the class word says so.
 	d := g.slabDesc(n)
@@ -92,6 +94,7 @@ func (c *classState) carveLocked(a accessor, w uint64) (uint64, error) {
 	if err := a.StoreUint64(g.word, nw); err != nil {
 		return 0, err
 	}
+	c.head = n + 1
 	return nw, nil
 }
 
@@ -120,7 +123,7 @@ func (c *classState) freeLocked(addr cow.Addr, slab, bit uint64) error {
 			return err
 		}
 		if nb == g.reserved(slab) && !g.large {
-			c.releaseLocked(a, slab)
+			c.releaseLocked(slab)
 		}
 		return nil
 	}
@@ -138,8 +141,8 @@ func (c *classState) freeLocked(addr cow.Addr, slab, bit uint64) error {
 	}
 	// If either store fails the class stays busy (the free is done) and
 	// the next operation to read the class word rebuilds the list.
-	if a.StoreUint64(d+8, wordHead(w)) == nil {
-		a.StoreUint64(g.word, classWord(slab+1, wordSlabs(w)))
+	if a.StoreUint64(d+8, wordHead(w)) == nil && a.StoreUint64(g.word, classWord(slab+1, wordSlabs(w))) == nil {
+		c.head = slab + 1
 	}
 	return nil
 }
@@ -176,14 +179,16 @@ func (c *classState) wordLocked(a accessor) (uint64, error) {
 	if w&busyBit != 0 {
 		return c.repairLocked(a, w)
 	}
+	c.head = wordHead(w)
 	return w, nil
 }
 
 // checkWord checks a class word's bounds.
 func (c *classState) checkWord(w uint64) error {
-	if n := wordSlabs(w); n > c.geo.maxSlabs || wordHead(w) > n {
-		return corrupt("%d-byte class: class word %#x (head %d, %d slabs of at most %d)",
-			c.geo.size, w, wordHead(w), n, c.geo.maxSlabs)
+	n, head := wordSlabs(w), wordHead(w)
+	if n > c.geo.slabLimit || head > n || head != 0 && !c.geo.valid(head-1) {
+		return corrupt("%d-byte class: class word %#x (head %d, next slab %d, limit %d)",
+			c.geo.size, w, head, n, c.geo.slabLimit)
 	}
 	return nil
 }

@@ -43,9 +43,10 @@ const (
 	maxClassReserve     = 64 << 30
 )
 
-// The class word: the head of the partial list (slab index + 1, 0 if the
-// list is empty), the number of slabs carved so far, and the busy bit, set
-// while a change of the list is half done (see repairLocked).
+// The class word: the head of the partial list (slab number + 1, 0 if the
+// list is empty), the number of the next slab to carve (every valid slab
+// number below it is carved), and the busy bit, set while a change of the
+// list is half done (see repairLocked).
 const (
 	headMask   = 1<<32 - 1
 	slabsShift = 32
@@ -87,19 +88,20 @@ func (v divisor) div(x uint64) uint64 {
 }
 
 // classGeo is where one class keeps its blocks and state, and its bounds.
-// Slabs are numbered across chunks: slab s is slab s%perChunk of chunk
-// s/perChunk.
+// Slab numbers have the chunk in their high bits: slab s is slab
+// s&(1<<perShift-1) of chunk s>>perShift, and the numbers whose low part
+// is perChunk or more stand for no slab (carving skips them).
 type classGeo struct {
 	size       uint64   // bytes of each block
 	bySize     divisor  // divides by size
-	byPerChunk divisor  // divides by perChunk
 	area       cow.Addr // chunk 0
 	word       cow.Addr // the class word
 	chunkShift uint     // log2 of the chunk's bytes
 	blocks     uint64   // blocks per chunk
 	perChunk   uint64   // slabs per chunk (the last may be short)
+	perShift   uint     // bits of a slab number below its chunk: perChunk <= 1<<perShift
 	meta       uint64   // offset in a chunk of its metadata (the class word's line)
-	maxSlabs   uint64   // slabs that fit the area
+	slabLimit  uint64   // slab numbers are below it: the area's chunks << perShift
 	large      bool     // blocks of whole pages, given back to the arena on free
 }
 
@@ -117,18 +119,20 @@ func newGeometry(root cow.Addr, ps uint64, shift uint) geometry {
 		slabs := (chunk/size + slabBlocks - 1) / slabBlocks
 		meta := chunk - (classHdr+slabs*descBytes+ps-1)&^(ps-1)
 		k := meta / size
+		per := (k + slabBlocks - 1) / slabBlocks
+		pshift := uint(bits.Len64(per - 1))
 		area := root + cow.Addr(uint64(c+1)<<shift)
 		g.classes[c] = classGeo{
 			size:       size,
 			bySize:     newDivisor(size),
-			byPerChunk: newDivisor((k + slabBlocks - 1) / slabBlocks),
 			area:       area,
 			word:       area + cow.Addr(meta),
 			chunkShift: cs,
 			blocks:     k,
-			perChunk:   (k + slabBlocks - 1) / slabBlocks,
+			perChunk:   per,
+			perShift:   pshift,
 			meta:       meta,
-			maxSlabs:   (uint64(1) << (shift - cs)) * ((k + slabBlocks - 1) / slabBlocks),
+			slabLimit:  uint64(1) << (shift - cs + pshift),
 			large:      size >= 8*ps,
 		}
 	}
@@ -142,7 +146,7 @@ func (g *geometry) maxSize() uint64 { return g.classes[len(g.classes)-1].size }
 func (cg *classGeo) chunk(i uint64) cow.Addr { return cg.area + cow.Addr(i<<cg.chunkShift) }
 
 // slabDesc returns the address of slab s's descriptor: its bitmap word;
-// the next link follows.
+// the next link follows. s must be valid.
 func (cg *classGeo) slabDesc(s uint64) cow.Addr {
 	chunk, i := cg.split(s)
 	return cg.chunk(chunk) + cow.Addr(cg.meta+classHdr+i*descBytes)
@@ -150,8 +154,21 @@ func (cg *classGeo) slabDesc(s uint64) cow.Addr {
 
 // split returns the chunk of slab s and its index in the chunk.
 func (cg *classGeo) split(s uint64) (chunk, i uint64) {
-	chunk = cg.byPerChunk.div(s)
-	return chunk, s - chunk*cg.perChunk
+	return s >> cg.perShift, s & (1<<cg.perShift - 1)
+}
+
+// valid reports whether s is the number of a slab (carved or not).
+func (cg *classGeo) valid(s uint64) bool {
+	_, i := cg.split(s)
+	return s < cg.slabLimit && i < cg.perChunk
+}
+
+// nextSlab returns the first slab number from s on that stands for a slab.
+func (cg *classGeo) nextSlab(s uint64) uint64 {
+	if chunk, i := cg.split(s); i >= cg.perChunk {
+		return (chunk + 1) << cg.perShift
+	}
+	return s
 }
 
 // blockAddr returns the address of block bit of slab s.

@@ -30,15 +30,16 @@ func TestGeometry(t *testing.T) {
 					t.Fatalf("ps %d shift %d class %d: blocks end at %d, metadata starts at %d", ps, shift, ci, cg.blocks*cg.size, cg.meta)
 				case cg.meta+classHdr+cg.perChunk*descBytes > chunk:
 					t.Fatalf("ps %d shift %d class %d: %d descriptors overflow the chunk", ps, shift, ci, cg.perChunk)
-				case cg.maxSlabs > slabsMask || uint64(cg.area)+uint64(cg.maxSlabs/cg.perChunk)<<cg.chunkShift > uint64(root)+uint64(ci+2)<<shift:
-					t.Fatalf("ps %d shift %d class %d: %d slabs overflow the area", ps, shift, ci, cg.maxSlabs)
+				case cg.slabLimit > slabsMask || cg.perChunk > 1<<cg.perShift ||
+					uint64(cg.area)+cg.slabLimit>>cg.perShift<<cg.chunkShift != uint64(root)+uint64(ci+2)<<shift:
+					t.Fatalf("ps %d shift %d class %d: slab numbers up to %d do not fit the area", ps, shift, ci, cg.slabLimit)
 				case cg.size&(cg.size-1) == 0 && uint64(cg.area)%min(cg.size, chunk, ps*ps/8) != 0:
 					t.Fatalf("ps %d shift %d class %d: %d-byte blocks not aligned", ps, shift, ci, cg.size)
 				}
 				for range 20 {
-					s := r.Uint64N(cg.maxSlabs)
+					s := r.Uint64N(cg.slabLimit)
 					bit := r.Uint64N(slabBlocks)
-					if cg.reserved(s)&(1<<bit) != 0 {
+					if !cg.valid(s) || cg.reserved(s)&(1<<bit) != 0 {
 						continue
 					}
 					addr := cg.blockAddr(s, bit)
@@ -49,8 +50,8 @@ func TestGeometry(t *testing.T) {
 					if _, _, _, err := st.locate(addr + 8); cg.size > 8 && !errors.Is(err, ErrNotBlock) {
 						t.Fatalf("interior pointer: %v", err)
 					}
-					if d := cg.slabDesc(s); d < cg.chunk(s/cg.perChunk)+cow.Addr(cg.meta+classHdr) {
-						t.Fatalf("descriptor of slab %d at %#x below the metadata", s, uint64(d))
+					if chunk, _ := cg.split(s); cg.slabDesc(s) < cg.chunk(chunk)+cow.Addr(cg.meta+classHdr) {
+						t.Fatalf("descriptor of slab %d at %#x below the metadata", s, uint64(cg.slabDesc(s)))
 					}
 				}
 			}

@@ -126,7 +126,7 @@ func TestDamagedMetadata(t *testing.T) {
 		name   string
 		break_ func(e *env, cg *classGeo)
 	}{
-		{"slab count past the area", func(e *env, cg *classGeo) { put(e, cg.word, classWord(1, cg.maxSlabs+1)) }},
+		{"slab count past the area", func(e *env, cg *classGeo) { put(e, cg.word, classWord(1, cg.slabLimit+1)) }},
 		{"head past the slabs", func(e *env, cg *classGeo) { put(e, cg.word, classWord(5, 2)) }},
 		{"full slab at the head", func(e *env, cg *classGeo) { put(e, cg.slabDesc(1), full) }},
 		{"link past the slabs", func(e *env, cg *classGeo) { put(e, cg.slabDesc(1)+8, 9) }},

@@ -19,6 +19,9 @@ func (c *classState) repairLocked(a accessor, w uint64) (uint64, error) {
 	n := wordSlabs(w)
 	head := uint64(0)
 	for i := n; i > 0; i-- { // push from the top, so the lowest slab ends first in line
+		if !g.valid(i - 1) {
+			continue
+		}
 		d := g.slabDesc(i - 1)
 		bm, err := a.LoadUint64(d)
 		if err != nil {
@@ -35,5 +38,6 @@ func (c *classState) repairLocked(a accessor, w uint64) (uint64, error) {
 	if err := a.StoreUint64(g.word, nw); err != nil {
 		return 0, err
 	}
+	c.head = head
 	return nw, nil
 }

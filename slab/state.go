@@ -26,6 +26,10 @@ type classState struct {
 	mu sync.Mutex
 	// acc is made on first use. +checklocks:mu
 	acc accessor
+	// head is the head of the partial list in the class word this state
+	// last read or wrote. It is a hint, for releaseLocked only: a ResetTo
+	// of the space may change the word behind it. +checklocks:mu
+	head uint64
 	// geo is fixed at New; read without the lock.
 	geo classGeo
 	st  *state

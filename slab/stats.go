@@ -82,9 +82,11 @@ func (c *classState) statsLocked() (ClassStats, error) {
 	if err := c.checkWord(w); err != nil {
 		return cs, err
 	}
-	n := wordSlabs(w)
-	cs.Slabs = int64(n)
-	for i := range n {
+	for i := range wordSlabs(w) {
+		if !g.valid(i) {
+			continue
+		}
+		cs.Slabs++
 		bm, err := a.LoadUint64(g.slabDesc(i))
 		if err != nil {
 			return cs, err

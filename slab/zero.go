@@ -30,15 +30,15 @@ func (c *classState) clearLocked(a accessor, addr cow.Addr) error {
 // releaseLocked gives back the whole pages of slab, whose blocks are all
 // free (and zero), unless it heads the partial list: the next allocations
 // go there, and an alloc and free of one block must not drop and refault a
-// page each time. It is best effort: the pages read zero either way.
+// page each time. It is best effort: the pages read zero either way, and
+// if the head hint is stale (after a ResetTo) the cost is one refault.
 //
 // +checklocks:c.mu
-func (c *classState) releaseLocked(a accessor, slab uint64) {
-	g := &c.geo
-	w, err := a.LoadUint64(g.word)
-	if err != nil || wordHead(w) == slab+1 {
+func (c *classState) releaseLocked(slab uint64) {
+	if c.head == slab+1 {
 		return
 	}
+	g := &c.geo
 	ps := c.st.geo.ps
 	start, end := g.slabBytes(slab)
 	lo, hi := (start+ps-1)&^(ps-1), end&^(ps-1)
