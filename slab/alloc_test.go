@@ -18,7 +18,11 @@ func TestAllocSizes(t *testing.T) {
 		n int
 	}
 	var live []blk
-	for c := 0; classSize(c) <= 1<<20; c++ {
+	largest := uint64(1 << 20)
+	if testing.Short() {
+		largest = 64 << 10
+	}
+	for c := 0; classSize(c) <= largest; c++ {
 		size := int(classSize(c))
 		for _, n := range []int{size - 7, size} {
 			if n <= 0 {

@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/anonfolio/anonfolio/cow"
 )
@@ -122,6 +124,36 @@ func TestOpenGarbage(t *testing.T) {
 	}
 	if n, err := h.Size(p); err != nil || n != 64 {
 		t.Fatalf("Size after reopening: %d, %v", n, err)
+	}
+	e.h = h
+}
+
+// TestRegistryForgets: once no handle is left, the shared state goes and
+// the registry forgets it; Open then reads the header again.
+func TestRegistryForgets(t *testing.T) {
+	e := newEnv(t, 16<<20, cow.Options{}, Options{})
+	p := mustAlloc(t, e.h, 64)
+	root := e.h.Root()
+	e.h = nil
+	registered := func() bool {
+		registry.mu.Lock()
+		defer registry.mu.Unlock()
+		_, ok := registry.m[regKey{e.s, root}]
+		return ok
+	}
+	for deadline := time.Now().Add(10 * time.Second); registered(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the registry still holds the state of an allocator with no handle")
+		}
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	h, err := Open(e.s, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := h.Size(p); err != nil || n != 64 {
+		t.Fatalf("Size after the state was collected: %d, %v", n, err)
 	}
 	e.h = h
 }
