@@ -174,8 +174,9 @@ func (h *Allocator) Size(addr cow.Addr) (int, error) {
 // the space is complete, with no operation half done. It is what
 // snapshot.Options.Quiesce wants. A Fork needs it only to line the
 // allocator up with the caller's own data; the allocator itself survives a
-// Fork at any instant (see the package documentation). Calling resume more
-// than once is a no-op.
+// Fork at any instant (see the package documentation). Until resume, every
+// call of the allocator waits, the caller's included: call none in
+// between. Calling resume more than once is a no-op.
 func (h *Allocator) Quiesce() (resume func()) {
 	if h == nil || h.st == nil {
 		return func() {}

@@ -16,22 +16,31 @@
 // 112 and 128 bytes, then eight classes per doubling (144, 160, ... 256,
 // 288, ...), so rounding wastes less than an eighth of a block, up to the
 // largest block, Options.ClassReserve/8 (2 GiB by default). Each class owns
-// one area of the allocator's reservation: a class word, then one 16-byte
-// descriptor per slab, then its blocks back to back. A slab is a run of 64
-// blocks; its descriptor holds the allocation bitmap (bit i set: block i is
-// allocated) and a link. The slabs that have a free block form the class's
-// partial list (the kernel's kmem_cache_node partial list), headed by the
-// class word, which also counts the slabs carved. Because a block's class,
-// slab and bit follow from its address by arithmetic, Free and Size find
-// them without a lookup, and reject an address outside the blocks, inside
-// a block, or of a free block, before they change anything.
+// one area of the allocator's reservation, cut in chunks of 2 MiB (or of
+// eight blocks, for blocks over 256 KiB). A chunk holds blocks back to back
+// from its start, so a block of a power-of-two size up to the PMD size is
+// aligned to its size, and in its last pages its slabs' 16-byte
+// descriptors (and, in the first chunk, the class word): the metadata
+// shares a page-table leaf with the blocks it describes, and a folio too in
+// a space of large folios. A slab is a run of 64 blocks; its descriptor
+// holds the allocation bitmap (bit i set: block i is allocated) and a link.
+// The slabs that have a free block form the class's partial list (the
+// kernel's kmem_cache_node partial list), headed by the class word, which
+// also says how far slabs are carved. Because a block's class, slab and bit
+// follow from its address by arithmetic, Free and Size find them without a
+// lookup, and reject an address outside the blocks, inside a block, in
+// the metadata, or of a free block, before they change anything.
 //
 // Alloc takes the lowest free block of the slab at the head of the list,
 // carving a new slab when the list is empty; a slab that fills leaves the
 // list, and one that was full goes back to its head when a block of it is
-// freed. The common Alloc loads the class word and a bitmap and stores the
-// bitmap; the common Free loads and stores the bitmap after it zeroes the
-// block.
+// freed. The common Alloc takes the class lock, loads the class word and a
+// bitmap and stores the bitmap; the common Free takes the lock, loads the
+// bitmap, zeroes the block and stores the bitmap. Neither allocates Go
+// memory. With a slice's speed for those accesses the pair costs about what
+// new([64]byte) and its share of garbage collection do (the pair benchmark,
+// `go test -run '^$' -bench AllocFree64 -benchtime 1x ./slab`, reports it
+// as view/new+gc).
 //
 // Blocks of eight pages or more are large: whole pages, page-aligned, and
 // freeing one gives its pages back to the arena at once (Advise DontNeed;
@@ -55,7 +64,9 @@
 // The locks live in Go memory, in a state that every handle on the same
 // space and root shares (Open of a root with a live handle returns a
 // handle on the same state), and the state caches nothing that lives in
-// the space: the space is the only copy of the allocator's data.
+// the space: the space is the only copy of the allocator's data. (It keeps
+// one hint, the head of each partial list, which only decides whether an
+// emptied slab's pages are worth giving back.)
 //
 // # Snapshots: the rule
 //

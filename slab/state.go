@@ -11,8 +11,9 @@ import (
 
 // state is what every handle on one allocator (one space, one root) shares:
 // the immutable geometry and the Go-side locks. The allocator's data all
-// lives in the space; the state caches none of it, so handles made by New
-// and by Open see each other's changes at once.
+// lives in the space; the state caches none of it (classState.head is a
+// hint), so handles made by New and by Open see each other's changes at
+// once.
 type state struct {
 	s    *cow.Space
 	geo  geometry
