@@ -177,6 +177,8 @@ func (h *Allocator) Size(addr cow.Addr) (int, error) {
 // Fork at any instant (see the package documentation). Until resume, every
 // call of the allocator waits, the caller's included: call none in
 // between. Calling resume more than once is a no-op.
+//
+// +checklocksignore: it locks every class, and resume unlocks them.
 func (h *Allocator) Quiesce() (resume func()) {
 	if h == nil || h.st == nil {
 		return func() {}
@@ -186,12 +188,15 @@ func (h *Allocator) Quiesce() (resume func()) {
 		cls[i].mu.Lock()
 	}
 	var once sync.Once
-	return func() {
-		once.Do(func() {
-			for i := len(cls) - 1; i >= 0; i-- {
-				cls[i].mu.Unlock()
-			}
-		})
+	return func() { once.Do(func() { unlockAll(cls) }) }
+}
+
+// unlockAll unlocks every class, in reverse order.
+//
+// +checklocksignore: Quiesce locked them.
+func unlockAll(cls []classState) {
+	for i := len(cls) - 1; i >= 0; i-- {
+		cls[i].mu.Unlock()
 	}
 }
 

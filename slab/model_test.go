@@ -23,8 +23,9 @@ type block struct {
 // model is the set of live blocks, ordered by address, shared by the
 // goroutines of a test.
 type model struct {
-	mu   sync.Mutex
-	live btree.Map[cow.Addr, block] // +checklocks:mu
+	mu sync.Mutex
+	// +checklocks:mu
+	live btree.Map[cow.Addr, block]
 }
 
 // add records a new block, failing if it overlaps a live one.
@@ -135,12 +136,15 @@ func drain(t testing.TB, s *cow.Space, h *Allocator, m *model) {
 		t.Fatal(err)
 	}
 	var inUse int64
+	m.mu.Lock()
 	m.live.Scan(func(p cow.Addr, b block) bool {
 		inUse += int64(b.size)
 		return true
 	})
-	if st.Blocks != int64(m.live.Len()) || st.InUse != inUse {
-		t.Fatalf("Stats: %d blocks, %d bytes; the model has %d, %d", st.Blocks, st.InUse, m.live.Len(), inUse)
+	n := m.live.Len()
+	m.mu.Unlock()
+	if st.Blocks != int64(n) || st.InUse != inUse {
+		t.Fatalf("Stats: %d blocks, %d bytes; the model has %d, %d", st.Blocks, st.InUse, n, inUse)
 	}
 	for {
 		p, b, ok := m.take(rand.New(rand.NewPCG(0, 0)))

@@ -25,23 +25,26 @@ type state struct {
 type classState struct {
 	_  cpu.CacheLinePad
 	mu sync.Mutex
-	// acc is made on first use. +checklocks:mu
+	// acc is made on first use.
+	// +checklocks:mu
 	acc accessor
 	// head is the head of the partial list in the class word this state
 	// last read or wrote. It is a hint, for releaseLocked only: a ResetTo
-	// of the space may change the word behind it. +checklocks:mu
+	// of the space may change the word behind it.
+	// +checklocks:mu
 	head uint64
-	// geo is fixed at New; read without the lock.
+	// geo and st are fixed when the state is made.
 	geo classGeo
-	st  *state
+	st  *state // +checklocksignore: fixed, read with or without the lock
 	_   cpu.CacheLinePad
 }
 
 // accessorSet records the accessors of a state so that a cleanup can close
 // them once no handle is left (the cleanup cannot refer to the state).
 type accessorSet struct {
-	mu   sync.Mutex
-	list []accessor // +checklocks:mu
+	mu sync.Mutex
+	// +checklocks:mu
+	list []accessor
 }
 
 func (as *accessorSet) add(a accessor) {
@@ -88,7 +91,8 @@ type regKey struct {
 // handle. Entries go when their state is collected.
 var registry struct {
 	mu sync.Mutex
-	m  map[regKey]weak.Pointer[state] // +checklocks:mu
+	// +checklocks:mu
+	m map[regKey]weak.Pointer[state]
 }
 
 // lookupLocked returns the live state registered for k, or nil.

@@ -2,8 +2,8 @@ package slab
 
 import "github.com/anonfolio/anonfolio/cow"
 
-// zeros is what small blocks are cleared with (read only).
-var zeros [16 << 10]byte
+// zeros is what small blocks are cleared with.
+var zeros [16 << 10]byte // +checklocksignore: read only, so any lock or none
 
 // clearLocked makes the block at addr read zero before it is freed. A
 // large block (eight pages or more, page-aligned) gives its pages back to
