@@ -20,6 +20,9 @@ func (h *Allocator) Check() error {
 	if h == nil || h.st == nil {
 		return errZero
 	}
+	if h.st.s.Closed() {
+		return fmt.Errorf("slab: Check: %w", cow.ErrClosed)
+	}
 	for i := range h.st.cls {
 		c := &h.st.cls[i]
 		c.mu.Lock()

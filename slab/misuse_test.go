@@ -102,6 +102,12 @@ func TestClosedSpace(t *testing.T) {
 	if _, err := h.Size(p); !errors.Is(err, cow.ErrClosed) {
 		t.Errorf("Size on a closed space: %v", err)
 	}
+	if err := h.Check(); !errors.Is(err, cow.ErrClosed) {
+		t.Errorf("Check on a closed space: %v", err)
+	}
+	if _, err := h.Stats(); !errors.Is(err, cow.ErrClosed) {
+		t.Errorf("Stats on a closed space: %v", err)
+	}
 	forget(s, root)
 	if _, err := Open(s, root); !errors.Is(err, cow.ErrClosed) {
 		t.Errorf("Open on a closed space: %v", err)

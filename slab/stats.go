@@ -3,6 +3,8 @@ package slab
 import (
 	"fmt"
 	"math/bits"
+
+	"github.com/anonfolio/anonfolio/cow"
 )
 
 // ClassStats describe one size class.
@@ -39,6 +41,9 @@ type Stats struct {
 func (h *Allocator) Stats() (Stats, error) {
 	if h == nil || h.st == nil {
 		return Stats{}, errZero
+	}
+	if h.st.s.Closed() {
+		return Stats{}, fmt.Errorf("slab: Stats: %w", cow.ErrClosed)
 	}
 	var st Stats
 	for i := range h.st.cls {
