@@ -44,7 +44,7 @@ func New(s *cow.Space, opts Options) (*Allocator, error) {
 	}
 	ps := uint64(s.PageSize())
 	shift := uint(bits.TrailingZeros64(uint64(reserve)))
-	size := newGeometry(0, ps, shift).reserve
+	size := reserveBytes(shift)
 	root, err := s.Map(int(size), cow.ProtRead|cow.ProtWrite)
 	if err != nil {
 		return nil, fmt.Errorf("slab: New: reserving %d bytes: %w", size, err)

@@ -106,10 +106,8 @@ type classGeo struct {
 }
 
 func newGeometry(root cow.Addr, ps uint64, shift uint) geometry {
-	g := geometry{root: root, ps: ps, shift: shift}
-	n := numClasses(uint64(1) << shift / 8)
-	g.reserve = uint64(n+1) << shift
-	g.classes = make([]classGeo, n)
+	g := geometry{root: root, ps: ps, shift: shift, reserve: reserveBytes(shift)}
+	g.classes = make([]classGeo, numClasses(uint64(1)<<shift/8))
 	for c := range g.classes {
 		size := classSize(c)
 		cs := max(uint(21), uint(bits.Len64(8*size-1))) // 2 MiB, or 8 blocks rounded up
@@ -138,6 +136,10 @@ func newGeometry(root cow.Addr, ps uint64, shift uint) geometry {
 	}
 	return g
 }
+
+// reserveBytes is the size of the reservation: an area for the header and
+// one per class, of 1<<shift bytes each.
+func reserveBytes(shift uint) uint64 { return uint64(numClasses(uint64(1)<<shift/8)+1) << shift }
 
 // maxSize is the largest block the allocator hands out.
 func (g *geometry) maxSize() uint64 { return g.classes[len(g.classes)-1].size }
