@@ -81,7 +81,7 @@
 // Changes of a partial list take two or three stores; they set the busy bit
 // in the class word first and clear it with the last one. A child whose
 // class word has the busy bit rebuilds that class's list from its bitmaps
-// at the first operation that needs the list (see repairLocked): a walk of
+// at the first operation that needs the list (or at Check): a walk of
 // that class's slabs, once. Open itself reads only the header.
 //
 // Quiesce is for lining the allocator up with the caller's own data: a
