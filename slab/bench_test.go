@@ -248,14 +248,16 @@ func BenchmarkTwoClasses(b *testing.B) {
 // 8 B to 8 KiB, uniform, and writes it whole; then, with probability 1/2,
 // frees a random live block) and reports the memory the space uses (its
 // resident pages, then with its page tables) over the bytes live, and
-// what rounding to classes alone costs, for order-0 pages and for the
-// default orders.
+// what rounding to classes alone costs, for order-0 pages, for folios up
+// to the contpte size, and for the default orders (up to the PMD size: each
+// class in use then holds a 2 MiB folio it fills only as it grows).
 func BenchmarkSpaceUsed(b *testing.B) {
 	for _, tc := range []struct {
 		name   string
 		orders func(a *folio.Arena) cow.OrderSet
 	}{
 		{"order0", func(*folio.Arena) cow.OrderSet { return cow.Orders() }},
+		{"64KiB", func(a *folio.Arena) cow.OrderSet { return cow.Orders(a.Geometry().ContOrder) }},
 		{"default", cow.DefaultOrders},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
