@@ -1,6 +1,7 @@
 package slab
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"runtime/metrics"
@@ -375,5 +376,52 @@ func TestAllocFreeAllocates(t *testing.T) {
 	allocFree(e.h, 64, 10)
 	if n := testing.AllocsPerRun(100, func() { allocFree(e.h, 64, 1) }); n != 0 {
 		t.Errorf("Alloc+Free of 64 bytes: %v Go allocations", n)
+	}
+}
+
+// BenchmarkClear: what freeing a block of n bytes costs by overwriting it
+// with zeros, against dropping its pages (Advise DontNeed) and faulting
+// them back in at the next use: each round dirties the block a page at a
+// time, as a user would, then clears it. It is why blocks under eight
+// pages are zeroed and larger ones give their pages back (for the memory,
+// not the speed).
+func BenchmarkClear(b *testing.B) {
+	const rounds, k = 9, 2000
+	s, _ := benchEnv(b, 64<<20, cow.Options{Orders: cow.Orders()})
+	addr, err := s.Map(1<<20, cow.ProtRead|cow.ProtWrite)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ps := s.PageSize()
+	one := []byte{1}
+	for _, n := range []int{ps, 4 * ps, 16 * ps, 64 * ps} {
+		b.Run(fmt.Sprintf("%dKiB", n>>10), func(b *testing.B) {
+			dirty := func() {
+				for off := 0; off < n; off += ps {
+					s.WriteAt(one, int64(addr)+int64(off))
+				}
+			}
+			write := func(k int) {
+				for range k {
+					dirty()
+					for off := 0; off < n; off += len(zeros) {
+						s.WriteAt(zeros[:min(len(zeros), n-off)], int64(addr)+int64(off))
+					}
+				}
+			}
+			drop := func(k int) {
+				for range k {
+					dirty()
+					s.Advise(addr, n, cow.DontNeed)
+				}
+			}
+			var ratio []float64
+			for range b.N {
+				for range rounds {
+					ratio = append(ratio, cpuNs(k, drop)/cpuNs(k, write))
+				}
+			}
+			b.ReportMetric(median(ratio), "dontneed/zero")
+		})
 	}
 }
