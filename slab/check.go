@@ -109,7 +109,7 @@ func (c *classState) checkZeroLocked(a accessor, bms []uint64) error {
 				if p != cur {
 					cur = p
 					pm, ok := s.Pagemap(cow.Addr(p))
-					mapped = ok && !pm.PTE.Zero()
+					mapped = ok && !pm.Zero
 					if mapped {
 						if _, err := a.ReadAt(page, int64(p)); err != nil {
 							return err
