@@ -63,8 +63,9 @@ func TestAccessorSemantics(t *testing.T) {
 	if _, err := acc.ReadAt(b, int64(addr+4<<20)); !errors.Is(err, cow.ErrFault) {
 		t.Errorf("ReadAt outside every region: %v, want ErrFault", err)
 	}
-	if err := a.Close(); !errors.Is(err, folio.ErrBusy) {
-		t.Errorf("Arena.Close with an Accessor open: %v, want ErrBusy", err)
+	warm := s.NewAccessor() // left open: it must not keep the arena mapped
+	if _, err := warm.LoadUint64(addr); err != nil {
+		t.Fatal(err)
 	}
 	if err := acc.Close(); err != nil {
 		t.Fatal(err)
@@ -85,8 +86,20 @@ func TestAccessorSemantics(t *testing.T) {
 	}
 	late.Close()
 	if err := a.Close(); err != nil {
-		t.Errorf("Arena.Close once every Accessor is closed: %v", err)
+		t.Errorf("Arena.Close once its spaces are closed, an Accessor still open: %v", err)
 	}
+	// The open Accessor's TLB still maps addr: it must see the space
+	// closed rather than touch memory the arena has unmapped.
+	if _, err := warm.LoadUint64(addr); !errors.Is(err, cow.ErrClosed) {
+		t.Errorf("LoadUint64 through an open Accessor of a closed space: %v, want ErrClosed", err)
+	}
+	if err := warm.StoreUint64(addr, 1); !errors.Is(err, cow.ErrClosed) {
+		t.Errorf("StoreUint64 through an open Accessor of a closed space: %v, want ErrClosed", err)
+	}
+	if _, err := warm.ReadAt(b, int64(addr)); !errors.Is(err, cow.ErrClosed) {
+		t.Errorf("ReadAt through an open Accessor of a closed space: %v, want ErrClosed", err)
+	}
+	warm.Close()
 }
 
 // TestAccessorAllocatesNothing: a call through a warm Accessor allocates

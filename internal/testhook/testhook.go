@@ -54,6 +54,9 @@ const (
 	// batch of pages without the PTL and is about to take it to recheck
 	// that every entry is still none.
 	FaultAroundBeforeInstall
+	// LocklessBeforeEntry: a lockless write has its translation (the TLB
+	// entry, filled or validated) and has not yet read the entry.
+	LocklessBeforeEntry
 
 	nrPoints
 )

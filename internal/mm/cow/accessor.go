@@ -7,7 +7,6 @@ import (
 
 	"github.com/anonfolio/anonfolio/internal/mm/folio"
 	"github.com/anonfolio/anonfolio/internal/mm/pte"
-	"github.com/anonfolio/anonfolio/internal/sections"
 	"github.com/anonfolio/anonfolio/internal/seqlock"
 	"github.com/anonfolio/anonfolio/internal/testhook"
 )
@@ -18,22 +17,21 @@ import (
 // every method is safe against Fork, Unmap, Protect, Remap, Advise and
 // copy-on-write in other goroutines.
 type Accessor struct {
+	sec    accSections // its lockless sections: see accsections.go
 	s      *Space
 	closed bool
 	tlb    [tlbEntries]xlate
 }
 
-// NewAccessor returns a new Accessor on s. While it is open the arena will
-// not close (an Accessor's reads take no reference, so the memory must
-// stay mapped). On a closed space it returns an Accessor whose methods
-// report ErrClosed.
+// NewAccessor returns a new Accessor on s. On a closed space it returns an
+// Accessor whose methods report ErrClosed.
 func (s *Space) NewAccessor() *Accessor {
 	a := &Accessor{s: s}
 	if s.closed.Load() {
 		a.closed = true
 		return a
 	}
-	s.a.UsersAdd(1)
+	s.accs.add(a)
 	return a
 }
 
@@ -42,7 +40,7 @@ func (s *Space) NewAccessor() *Accessor {
 func (a *Accessor) Close() error {
 	if !a.closed {
 		a.closed = true
-		a.s.a.UsersAdd(-1)
+		a.s.accs.remove(a)
 	}
 	return nil
 }
@@ -53,7 +51,7 @@ func (a *Accessor) ReadAt(p []byte, off int64) (int, error) {
 	if a.closed {
 		return 0, closedErr()
 	}
-	return a.s.access(a.tlb[:], p, off, false, false)
+	return a.s.access(a.tlb[:], p, off, false, a)
 }
 
 // WriteAt writes p at address off, as Space.WriteAt does.
@@ -61,7 +59,7 @@ func (a *Accessor) WriteAt(p []byte, off int64) (int, error) {
 	if a.closed {
 		return 0, closedErr()
 	}
-	return a.s.access(a.tlb[:], p, off, true, true)
+	return a.s.access(a.tlb[:], p, off, true, a)
 }
 
 // word checks an 8-byte operation's address.
@@ -82,33 +80,47 @@ func (a *Accessor) LoadUint64(addr Addr) (uint64, error) {
 	if err := a.word(addr); err != nil {
 		return 0, err
 	}
+	if v, ok := a.loadFast(addr); ok {
+		return v, nil
+	}
+	var v uint64
+	err := a.s.wordSlow(addr, false, func(p *uint64) { v = atomic.LoadUint64(p) })
+	return v, err
+}
+
+// loadFast is LoadUint64's seqlock read through the TLB, in a section that
+// Close waits for; ok is false if the slow path must do it.
+func (a *Accessor) loadFast(addr Addr) (uint64, bool) {
 	s := a.s
+	a.sec.rd.enter()
+	defer a.sec.rd.exit()
+	if s.closed.Load() {
+		return 0, false
+	}
 	for range 4 {
 		t := s.tlbEntry(a.tlb[:], addr)
 		if t == nil {
-			break
+			return 0, false
 		}
 		g := t.gen
 		e, _ := s.entry(t, addr, 1, false)
 		if !e.Present() || !e.Accessible() {
-			break
+			return 0, false
 		}
 		if e.Zero() {
-			return 0, nil
+			return 0, true
 		}
 		testhook.Run(testhook.LocklessAfterGrab)
 		if debugRefReads {
-			break // the locked path holds a reference: see debug_on.go
+			return 0, false // the locked path holds a reference: see debug_on.go
 		}
 		v := seqlock.Load64(s.wordAt(e, addr))
 		seqlock.Fence()
 		if t.genNow() == g {
-			return v, nil
+			return v, true
 		}
 	}
-	var v uint64
-	err := s.wordSlow(addr, false, func(p *uint64) { v = atomic.LoadUint64(p) })
-	return v, err
+	return 0, false
 }
 
 // StoreUint64 stores v at addr atomically (faulting as a write would).
@@ -116,9 +128,9 @@ func (a *Accessor) StoreUint64(addr Addr, v uint64) error {
 	if err := a.word(addr); err != nil {
 		return err
 	}
-	if p, sec := a.writable(addr); p != nil {
+	if p := a.writable(addr); p != nil {
 		atomic.StoreUint64((*uint64)(p), v)
-		sections.Exit(sec)
+		a.sec.wr.exit()
 		return nil
 	}
 	return a.s.wordSlow(addr, true, func(p *uint64) { atomic.StoreUint64(p, v) })
@@ -130,9 +142,9 @@ func (a *Accessor) AddUint64(addr Addr, delta uint64) (uint64, error) {
 	if err := a.word(addr); err != nil {
 		return 0, err
 	}
-	if p, sec := a.writable(addr); p != nil {
+	if p := a.writable(addr); p != nil {
 		v := atomic.AddUint64((*uint64)(p), delta)
-		sections.Exit(sec)
+		a.sec.wr.exit()
 		return v, nil
 	}
 	var v uint64
@@ -148,9 +160,9 @@ func (a *Accessor) CompareAndSwapUint64(addr Addr, old, new uint64) (bool, error
 	if err := a.word(addr); err != nil {
 		return false, err
 	}
-	if p, sec := a.writable(addr); p != nil {
+	if p := a.writable(addr); p != nil {
 		ok := atomic.CompareAndSwapUint64((*uint64)(p), old, new)
-		sections.Exit(sec)
+		a.sec.wr.exit()
 		return ok, nil
 	}
 	var swapped bool
@@ -164,27 +176,31 @@ func (a *Accessor) CompareAndSwapUint64(addr Addr, old, new uint64) (bool, error
 }
 
 // writable returns the address of the word at addr if the TLB maps it
-// writable now, inside a writer section the caller exits once it has
-// written (nothing frees or write-protects the page meanwhile); nil if the
-// slow path must fault.
-func (a *Accessor) writable(addr Addr) (unsafe.Pointer, *atomic.Int64) {
+// writable now, inside a section of the Accessor's that the caller exits
+// once it has written (nothing frees or write-protects the page
+// meanwhile); nil, outside any section, if the slow path must fault.
+func (a *Accessor) writable(addr Addr) unsafe.Pointer {
 	s := a.s
-	sec := s.writers.Enter()
+	a.sec.wr.enter()
 	if s.closed.Load() || s.wpSeq.Load()&1 != 0 {
-		sections.Exit(sec)
-		return nil, nil
+		a.sec.wr.exit()
+		return nil
 	}
 	t := s.tlbEntry(a.tlb[:], addr)
 	if t == nil {
-		sections.Exit(sec)
-		return nil, nil
+		a.sec.wr.exit()
+		return nil
 	}
-	if e, _ := s.entry(t, addr, 1, true); e.Present() && e.Write() {
+	testhook.Run(testhook.LocklessBeforeEntry)
+	// The generation again after the entry: the leaf may have left the
+	// slot since the translation (the parent took its own copy of a leaf
+	// it shared with a child), and the entry read be the child's.
+	if e, _ := s.entry(t, addr, 1, true); e.Present() && e.Write() && t.genNow() == t.gen {
 		testhook.Run(testhook.LocklessAfterRecheck)
-		return s.wordAt(e, addr), sec
+		return s.wordAt(e, addr)
 	}
-	sections.Exit(sec)
-	return nil, nil
+	a.sec.wr.exit()
+	return nil
 }
 
 // wordAt returns the address of the word at addr in the page e maps.

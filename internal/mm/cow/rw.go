@@ -21,7 +21,7 @@ const sectionBytes = 256 << 10
 // implements io.ReaderAt over the space's addresses.
 func (s *Space) ReadAt(p []byte, off int64) (int, error) {
 	var tlb [1]xlate // this call's translations: one slot at a time
-	return s.access(tlb[:], p, off, false, true)
+	return s.access(tlb[:], p, off, false, nil)
 }
 
 // WriteAt writes p at address off, as CPU stores would: faulting pages in,
@@ -31,27 +31,21 @@ func (s *Space) ReadAt(p []byte, off int64) (int, error) {
 // addresses.
 func (s *Space) WriteAt(p []byte, off int64) (int, error) {
 	var tlb [1]xlate
-	return s.access(tlb[:], p, off, true, true)
+	return s.access(tlb[:], p, off, true, nil)
 }
 
 // access is ReadAt and WriteAt through the software TLB tlb (a power of two
 // of entries): lockless runs, and a page at a time under the map lock
-// where they stop. A read runs in a reader section (Close waits for it)
-// unless section is false: an Accessor's reads take none, its open
-// Accessor keeps the arena from closing instead.
-func (s *Space) access(tlb []xlate, p []byte, off int64, write, section bool) (n int, err error) {
+// where they stop. The lockless runs are in sections of acc (an
+// Accessor's: see accsections.go) or, with no Accessor, in sections of the
+// space's sharded counters.
+func (s *Space) access(tlb []xlate, p []byte, off int64, write bool, acc *Accessor) (n int, err error) {
 	if err := checkAccess(off, len(p)); err != nil || len(p) == 0 {
 		return 0, err
 	}
 	addr := Addr(off)
 	for n < len(p) {
-		var k int
-		stuck := true
-		if write || section {
-			k, stuck = s.accessFast(tlb, addr, p[n:], write)
-		} else if k = s.readRun(tlb, addr, p[n:]); k > 0 {
-			stuck = false
-		}
+		k, stuck := s.accessFast(tlb, addr, p[n:], write, acc)
 		n += k
 		addr += Addr(k)
 		if !stuck {
@@ -93,13 +87,21 @@ func checkAccess(off int64, n int) error {
 // Check wait for, and a zap too before it frees a page (see tlb.go). The section ends on a page
 // boundary, so that each page of a write lands wholly before or wholly
 // after a Fork that waits for it.
-func (s *Space) accessFast(tlb []xlate, addr Addr, p []byte, write bool) (done int, stuck bool) {
-	counter := &s.readers
-	if write {
-		counter = &s.writers
+func (s *Space) accessFast(tlb []xlate, addr Addr, p []byte, write bool, acc *Accessor) (done int, stuck bool) {
+	if acc != nil {
+		q := &acc.sec.rd
+		if write {
+			q = &acc.sec.wr
+		}
+		q.enter()
+		defer q.exit()
+	} else {
+		counter := &s.readers
+		if write {
+			counter = &s.writers
+		}
+		defer sections.Exit(counter.Enter())
 	}
-	sec := counter.Enter()
-	defer sections.Exit(sec)
 	if s.closed.Load() || write && s.wpSeq.Load()&1 != 0 {
 		return 0, true
 	}
@@ -198,9 +200,13 @@ func (s *Space) writeRun(tlb []xlate, addr Addr, buf []byte) int {
 		return 0
 	}
 	off := uint64(addr) % s.ps
+	testhook.Run(testhook.LocklessBeforeEntry)
 	e, n := s.entry(t, addr, int((off+uint64(len(buf))+s.ps-1)/s.ps), true)
 	if !e.Write() || !e.Present() {
 		return 0 // read-only (copy-on-write, or the region), or nothing mapped
+	}
+	if t.genNow() != t.gen {
+		return 0 // the leaf may have left the slot since the translation: the entry may be another space's
 	}
 	testhook.Run(testhook.LocklessAfterGrab)
 	testhook.Run(testhook.LocklessAfterRecheck)

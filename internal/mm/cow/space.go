@@ -54,6 +54,9 @@ type Space struct {
 	inflight sections.Counter
 	writers  sections.Counter
 	readers  sections.Counter
+	// accs are the open Accessors, whose sections the same events wait
+	// for (accsections.go).
+	accs accessorSet
 
 	// copies records this space's COW copies in flight: each holds a
 	// reference on the old folio that must not stop a reuse (the copy
@@ -151,6 +154,7 @@ func (s *Space) Close() error {
 	s.closed.Store(true)
 	s.quiesceLocked()
 	s.readers.Drain() // ReadAt in flight: the arena may close after us
+	s.accs.wait(true)
 	for _, r := range s.regions {
 		s.zapRange(r.start, r.end)
 	}
@@ -171,6 +175,7 @@ func (s *Space) quiesceLocked() {
 	testhook.Run(testhook.Quiescing)
 	s.inflight.Drain()
 	s.writers.Drain()
+	s.accs.wait(false)
 }
 
 // unquiesce lets the lockless paths in again.

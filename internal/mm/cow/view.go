@@ -4,7 +4,7 @@ import (
 	"errors"
 
 	"github.com/anonfolio/anonfolio/internal/mm/folio"
-	"github.com/anonfolio/anonfolio/internal/sections"
+	"github.com/anonfolio/anonfolio/internal/testhook"
 )
 
 // View calls fn with the memory of [addr, addr+n) in place, one physically
@@ -54,8 +54,8 @@ func (a *Accessor) View(addr Addr, n int, write bool, fn func(p []byte) error) e
 // had (0: fault first).
 func (a *Accessor) viewPiece(addr Addr, n int, write bool, fn func(p []byte) error) (int, error) {
 	s := a.s
-	sec := s.writers.Enter()
-	defer sections.Exit(sec)
+	a.sec.wr.enter()
+	defer a.sec.wr.exit()
 	if s.closed.Load() || s.wpSeq.Load()&1 != 0 {
 		return 0, nil
 	}
@@ -64,9 +64,10 @@ func (a *Accessor) viewPiece(addr Addr, n int, write bool, fn func(p []byte) err
 		return 0, nil
 	}
 	off := uint64(addr) % s.ps
+	testhook.Run(testhook.LocklessBeforeEntry)
 	e, run := s.entry(t, addr, int((off+uint64(n)+s.ps-1)/s.ps), write)
-	if !e.Present() || !e.Accessible() || write && !e.Write() {
-		return 0, nil
+	if !e.Present() || !e.Accessible() || write && !e.Write() || t.genNow() != t.gen {
+		return 0, nil // the generation as in writable: the entry may be another space's
 	}
 	var mem []byte
 	if e.Zero() {

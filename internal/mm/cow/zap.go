@@ -78,7 +78,7 @@ func (s *Space) zapSlot(d *pte.Dir, di int, lo, hi uint64) {
 		if h := d.Huge(di); h.Present() {
 			if s.wholeSlot(d, di, lo, hi) {
 				d.ClearHugeLocked(di)
-				s.writers.Synchronize() // a lockless writer may be in the folio: see tlb.go
+				s.synchronizeWriters() // a lockless writer may be in the folio: see tlb.go
 				s.deferIfPartial(h.PFN(), s.a.FolioSubEntireMapcount(h.PFN(), s.mm), Addr(d.Addr(di)))
 				s.a.FolioPut(h.PFN(), 1)
 				s.cnt.resident.Add(-int64(s.geo.TableEntries))
@@ -167,7 +167,7 @@ func (s *Space) zapLeafLocked(l *pte.Leaf, lo, hi int) {
 	if len(zapped) == 0 {
 		return
 	}
-	s.writers.Synchronize()
+	s.synchronizeWriters()
 	for _, b := range zapped {
 		s.removeMapping(l, b.i, b.pfn, b.head, b.n)
 		s.a.FolioPut(b.head, b.n)
@@ -344,6 +344,14 @@ func (s *Space) movePTEs(old, new Addr, length uint64) {
 		}
 		off += chunk
 	}
+}
+
+// synchronizeWriters waits for the lockless writes that began before the
+// call: the space's and its Accessors' (a zap calls it between clearing the
+// entries and dropping their references).
+func (s *Space) synchronizeWriters() {
+	s.writers.Synchronize()
+	s.accs.wait(false)
 }
 
 // sd0End returns the end of the directory range that contains addr.

@@ -91,9 +91,6 @@ type Arena struct {
 	// arena's spaces.
 	attachOnce sync.Once
 	attached   any
-	// users counts what reads the arena's memory without references and
-	// so needs it mapped: open Accessors.
-	users atomic.Int64
 	// quar holds freed folios that pins or Gets handed out, in the
 	// anonfolio_debug build (see debugalloc.go).
 	quar quarantine
@@ -285,11 +282,10 @@ func (a *Arena) Close() error {
 		return nil
 	}
 	pins, gets, zeroGets := a.Ledger()
-	users := a.users.Load()
-	if a.nrFree != a.nrPages || a.nrMM > 0 || pins != 0 || gets != 0 || zeroGets != 0 || users != 0 {
+	if a.nrFree != a.nrPages || a.nrMM > 0 || pins != 0 || gets != 0 || zeroGets != 0 {
 		pins, gets, zeroGets = a.Outstanding() // a pinned or referenced folio is allocated: name it
-		err := fmt.Errorf("%w: %d spaces alive, %d Accessors open, %d pages pinned, %d pages held by Get (%d of them the zero page), %d of %d pages allocated",
-			ErrBusy, a.nrMM, users, pins, gets+zeroGets, zeroGets, a.nrPages-a.nrFree, a.nrPages)
+		err := fmt.Errorf("%w: %d spaces alive, %d pages pinned, %d pages held by Get (%d of them the zero page), %d of %d pages allocated",
+			ErrBusy, a.nrMM, pins, gets+zeroGets, zeroGets, a.nrPages-a.nrFree, a.nrPages)
 		a.mu.Unlock()
 		a.mmMu.Unlock()
 		return err
@@ -382,11 +378,6 @@ func (a *Arena) String() string {
 	return fmt.Sprintf("folio.Arena(%s of %s pages, folios up to %s: %s free, spaces: %d)",
 		size, HumanSize(ps), HumanSize(int64(a.geo.FolioSize(a.geo.MaxOrder))), HumanSize(st.FreePages*ps), st.Spaces)
 }
-
-// UsersAdd records users of the memory that read it without references
-// (Accessors) opening (positive) or closing (negative): Close refuses while
-// any is open.
-func (a *Arena) UsersAdd(n int) { a.users.Add(int64(n)) }
 
 // Attached returns the value make returns, made on the first call and kept
 // for the arena's life: the cow package keeps the registry of the arena's

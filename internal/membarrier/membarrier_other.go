@@ -1,0 +1,7 @@
+//go:build !linux
+
+package membarrier
+
+func register() bool { return false }
+
+func barrier() {}
