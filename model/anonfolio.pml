@@ -1,14 +1,17 @@
 /*
  * anonfolio.pml: a model of anonfolio's COW, pin and fork protocol, for
  * spin. model/README.md says what is modelled, what is abstracted and why,
- * and how to run it (model/check.sh). Scenarios (-DSCENARIO=n) give each
- * of the two or three threads its program; spin explores every
- * interleaving and every choice. Mutants (-DNO_..., CLOSE_NO_WRPROTECT,
- * PIN_AFTER_RECHECK) each remove one guard.
+ * and how to run it (model/check.sh). Scenarios (SCENARIO=name when pan
+ * runs) give each of the two or three threads its program; spin explores
+ * every interleaving and every choice. Mutants (MUTANT=name) each remove
+ * one guard (config.pml).
  */
 
+#include "config.pml"
 #include "scenarios.pml"
 #include "state.pml"
+#include "sections.pml"
+#include "tlb.pml"
 #include "folio.pml"
 #include "table.pml"
 #include "fault.pml"
@@ -48,6 +51,7 @@ END:
 init {
 	byte gk, gj, gn, gm, gp, gc, gf;
 	atomic {
+		configure();
 		prot[P*NPG] = RW; prot[P*NPG+1] = RW;
 		alive[P] = true;
 		tracked[P*NPG] = true; tracked[P*NPG+1] = true;

@@ -10,10 +10,13 @@
 #define ENOMEM	2
 #define ECLOSED	3
 
-/* splitHugeLocked: the huge entry becomes a leaf of two PTEs; the leaf
- * carries the MaybePinned hint if F is pinned. The directory lock is held
- * (dirL). Two steps: the replacement, then the pincount read that decides
- * the hint, which a lockless pinner may interleave with. */
+/* splitHugeLocked: the huge entry becomes a leaf of two PTEs
+ * (SplitHugeLocked, which bumps the slot's generation: the same pages,
+ * through a leaf now); the leaf carries the MaybePinned hint if F is
+ * pinned, and MaybeHeld if F has references beyond its mappings (a Get
+ * through the huge entry). The directory lock is held (dirL). Two steps:
+ * the replacement, then the reads that decide the hints, which a lockless
+ * pinner may interleave with. */
 inline splitHugeLocked() {
 	atomic {
 		folioGet(0, 1);
@@ -23,13 +26,14 @@ inline splitHugeLocked() {
 		lpte[l2*NPG] = dhuge[sp];
 		lpte[l2*NPG+1] = dhuge[sp] + 1;
 		dleaf[sp] = l2;
-		dhuge[sp] = 0
+		dhuge[sp] = 0;
+		flushSlot(sp)
 	}
-	if
-	:: pinc[0] > 0 -> lmp[l2] = true
-	:: else
-	fi;
-	l2 = 0
+	atomic {
+		lmp[l2] = (lmp[l2] || pinc[0] > 0);	/* sticky: a pin may have set it */
+		lmh[l2] = (lmh[l2] || ref[0] > mapc[0]);
+		l2 = 0
+	}
 }
 
 /* doHugePMDAnonymousPage: a write fault in an empty slot maps F whole. */

@@ -102,9 +102,7 @@ inline subMapcount(f_, n_, s_) {
 
 /* FolioExclusiveTo(head, mm, extra): every reference is a mapping by s_,
  * but for x_ of its own copies in flight. */
-#ifdef NO_REUSE_REFCOUNT
-/* Mutant: the reuse test looks at mappings only (CVE-2020-29374). */
-#define EXCLTO(f_, s_, x_)	(((f_) == 0) -> (!FSHARED && mmc[s_] > 0) : true)
-#else
-#define EXCLTO(f_, s_, x_)	(((f_) == 0) -> (!FSHARED && mapc[0] + (x_) == ref[0] && mmc[s_] > 0) : (ref[f_] == 1 + (x_)))
-#endif
+/* NO_REUSE_REFCOUNT: the reuse test looks at mappings only (CVE-2020-29374). */
+#define EXCLTO(f_, s_, x_) \
+	(((f_) == 0) -> (!FSHARED && mmc[s_] > 0 && (MUT(NO_REUSE_REFCOUNT) || mapc[0] + (x_) == ref[0])) : \
+	(MUT(NO_REUSE_REFCOUNT) || ref[f_] == 1 + (x_)))

@@ -1,6 +1,7 @@
 /*
  * fork.pml: Fork (cow/fork.go): the map lock for writing, wpSeq odd, the
- * drain of lockless sections, then copyRange: a huge entry is shared
+ * drain of GUP-fast's and the writers' sections (quiesceLocked; readers go
+ * on), then copyRange: a huge entry is shared
  * (copyHuge) unless F is pinned with exclusive pages, a leaf covering the
  * slot inside one region is shared (shareLeaf) unless it may hold a pinned
  * page, anything else is copied entry by entry (copyLeaf): shared
@@ -14,11 +15,7 @@
 inline copyHuge() {
 	lockDir(P);
 	h = dhuge[P];
-#ifndef NO_FORK_COPY_PINNED
-	ok = !(pinc[0] > 0 && (excl[0] || excl[1]));
-#else
-	ok = true;
-#endif
+	ok = (MUT(NO_FORK_COPY_PINNED) || !(pinc[0] > 0 && (excl[0] || excl[1])));
 	if
 	:: !ok -> splitHugeLocked(); unlockDir(P)
 	:: else ->
@@ -28,6 +25,7 @@ inline copyHuge() {
 			addMapcount(0, 1, C);	/* FolioAddEntireMapcount */
 			excl[0] = false; excl[1] = false;
 			dhuge[P] = WRPROT(dhuge[P]);
+			flushSlot(P);	/* WrProtectHugeLocked's */
 			dhuge[C] = WRPROT(h);
 			trackChild(0);
 			trackChild(1);
@@ -80,11 +78,7 @@ inline copyLeaf() {
 		:: e == ZPTE -> atomic { lpte[l2*NPG + i] = ZPTE; trackChild(i) }
 		:: else ->
 			pfn = PFNOF(e); f = FOLIOOF(pfn);
-#ifndef NO_FORK_COPY_PINNED
-			ok = !(pinc[f] > 0 && excl[pfn]);
-#else
-			ok = true;
-#endif
+			ok = (MUT(NO_FORK_COPY_PINNED) || !(pinc[f] > 0 && excl[pfn]));
 			if
 			:: ok ->
 				/* testhook.ForkAfterPinCheck; shareBatch */
@@ -93,6 +87,7 @@ inline copyLeaf() {
 					addMapcount(f, 1, C);
 					excl[pfn] = false;
 					lpte[l*NPG + i] = WRPROT(lpte[l*NPG + i]);
+					flushLeaf(l);	/* CopyPTEs' WrProtect */
 					lpte[l2*NPG + i] = WRPROT(lpte[l*NPG + i]);
 					trackChild(i)
 				}
@@ -142,14 +137,14 @@ inline opFork() {
 	if
 	:: closed[P] -> err = ECLOSED
 	:: else ->
-		alive[C] = true;
-		prot[C*NPG] = prot[P*NPG];
-		prot[C*NPG+1] = prot[P*NPG+1];
-		wpSeq[P]++;	/* quiesceLocked: odd */
-		/* testhook.Quiescing */
-#ifndef NO_FORK_DRAIN
-		inflight[P] == 0;	/* drain */
-#endif
+		atomic {	/* the drain blocks only while a section is in flight */
+			alive[C] = true;
+			prot[C*NPG] = prot[P*NPG];
+			prot[C*NPG+1] = prot[P*NPG+1];
+			wpSeq[P]++;	/* quiesceLocked: odd */
+			/* testhook.Quiescing */
+			DRAINED(P, true)	/* inflight.Drain, writers.Drain */
+		}
 		/* testhook.ForkBeforeCopy */
 		if
 		:: prot[P*NPG] == prot[P*NPG+1] ->	/* one region over the slot */

@@ -2,8 +2,9 @@
  * gup.pml: GUP (cow/gup.go, pin/pin.go): BeginFast, GrabLockless (grab,
  * recheck, undo), Locked.Grab and Locked.Fault (the slow path), hold,
  * undo, Release, and reads and writes through what a Pin or Get holds.
- * want is a set of WW (WantWrite), WX (WantExclusive: a pin), WH
- * (WantHold).
+ * want is a set of WW (WantWrite), WX (WantExclusive, WantPin: a pin), WH
+ * (WantHold: every Pin and Get). GUP-fast is the only lockless path that
+ * takes references: ReadAt and WriteAt no longer do (rw.pml).
  */
 
 #define WW	1
@@ -25,21 +26,27 @@
 	((((w_) & WH) != 0 && (sh_)) -> FPRIVATE : FNONE)))
 
 /* The fix of issue 11 (b): a pin's pincount is taken with its reference,
- * before the entry is rechecked (try_grab_folio(FOLL_PIN)), so a split
- * that reads the pincount after replacing the huge entry sees it, or the
- * recheck fails. The mutant (today's code) adds it in hold, after. */
-#ifndef PIN_AFTER_RECHECK
-#define PIN_IN_GRAB
-#endif
+ * before the entry is rechecked (try_grab_folio(FOLL_PIN), WantPin), so a
+ * split that reads the pincount after replacing the huge entry sees it, or
+ * the recheck fails. The mutant PIN_AFTER_RECHECK (the code before the
+ * fix) adds it in hold, after. */
+#define PIN_IN_GRAB	((want & WX) != 0 && !MUT(PIN_AFTER_RECHECK))
+
+/* The hints a walk sets on a leaf before it grabs (SetMaybePinned for a
+ * pin, SetMaybeHeld for any reference that will be held), one step. */
+inline leafHints(l_) {
+	atomic {
+		lmp[l_] = (lmp[l_] || (want & WX) != 0);
+		lmh[l_] = (lmh[l_] || ((want & WH) != 0 && !MUT(NO_HELD_HINT)))
+	}
+}
 
 /* Drop the grab: the reference, and the pin taken with it. */
 inline ungrab() {
-#ifdef PIN_IN_GRAB
 	if
-	:: (want & WX) != 0 -> pinc[f]--
+	:: PIN_IN_GRAB -> pinc[f]--
 	:: else
 	fi;
-#endif
 	folioPutT(f, 1, true)
 }
 
@@ -55,12 +62,10 @@ inline grabLockless() {
 		:: ALLOWS(e, want) ->
 			pfn = PFNOF(e); f = 0;
 			folioTryGet(0, ok);
-#ifdef PIN_IN_GRAB
 			if
-			:: ok && (want & WX) != 0 -> pinc[0]++
+			:: ok && PIN_IN_GRAB -> pinc[0]++
 			:: else
 			fi;
-#endif
 			/* testhook.LocklessAfterGrab */
 			if
 			:: ok ->
@@ -88,17 +93,12 @@ inline grabLockless() {
 				zero = ok
 			:: ok && e != ZPTE ->
 				pfn = PFNOF(e); f = FOLIOOF(pfn);
-				if
-				:: (want & WX) != 0 -> lmp[l] = true	/* before the grab */
-				:: else
-				fi;
+				leafHints(l);	/* before the grab */
 				folioTryGet(f, ok);
-#ifdef PIN_IN_GRAB
 				if
-				:: ok && (want & WX) != 0 -> pinc[f]++
+				:: ok && PIN_IN_GRAB -> pinc[f]++
 				:: else
 				fi;
-#endif
 				/* testhook.LocklessAfterGrab */
 				if
 				:: ok ->
@@ -138,9 +138,7 @@ inline lockedGrab() {
 				if
 				:: need == FNONE ->
 					folioGet(0, 1); tref[me] = 1;
-#ifdef PIN_IN_GRAB
-					if :: (want & WX) != 0 -> pinc[0]++ :: else fi
-#endif
+					if :: PIN_IN_GRAB -> pinc[0]++ :: else fi
 				:: else
 				fi
 			fi
@@ -162,11 +160,10 @@ inline lockedGrab() {
 					:: need == FNONE && e == ZPTE -> zero = true
 					:: need == FNONE && e != ZPTE ->
 						pfn = PFNOF(e); f = FOLIOOF(pfn);
-						if :: (want & WX) != 0 -> lmp[l] = true :: else fi;
+						lmp[l] = (lmp[l] || (want & WX) != 0);
+						lmh[l] = (lmh[l] || ((want & WH) != 0 && !MUT(NO_HELD_HINT)));
 						folioGet(f, 1); tref[me] = f + 1;
-#ifdef PIN_IN_GRAB
-						if :: (want & WX) != 0 -> pinc[f]++ :: else fi
-#endif
+						if :: PIN_IN_GRAB -> pinc[f]++ :: else fi
 					:: else
 					fi
 				fi;
@@ -183,9 +180,7 @@ inline holdRun() {
 		if
 		:: zero -> holdZero[me] = true
 		:: else ->
-#ifndef PIN_IN_GRAB
-			if :: isPin -> pinc[f]++ :: else fi;	/* FolioAddPins, after the recheck */
-#endif
+			if :: isPin && MUT(PIN_AFTER_RECHECK) -> pinc[f]++ :: else fi;	/* after the recheck */
 			hold[me] = pfn + 1;
 			tref[me] = 0
 		fi;
@@ -197,15 +192,21 @@ inline holdRun() {
 }
 
 /* undo / Release: drop what is held: a pin's pincount, then its
- * reference (FolioUnpin); a Get's reference. */
+ * reference (FolioUnpin); a Get's reference. Once its pincount is gone the
+ * pin is no longer one (nothing looks for it, nobody writes through it):
+ * the ghost holdPin goes with it, and the reference left is counted as a
+ * plain one until it goes too. */
 inline opRelease() {
 	if
 	:: hold[me] != 0 ->
-		f = FOLIOOF(hold[me] - 1);
-		if
-		:: holdPin[me] -> pinc[f]--
-		:: else
-		fi;
+		atomic {
+			f = FOLIOOF(hold[me] - 1);
+			holdUser[me] = false;
+			if
+			:: holdPin[me] -> pinc[f]--; holdPin[me] = false
+			:: else
+			fi
+		}
 		atomic {
 			hold[me] = 0;
 			folioPut(f, 1)
@@ -224,11 +225,7 @@ inline opTake(wr_) {
 	atomic {	/* BeginFast */
 		inflight[sp]++;
 		seq = wpSeq[sp];
-#ifndef NO_GUPFAST_SEQ
-		ok = (seq & 1) == 0 && !closed[sp]
-#else
-		ok = !closed[sp]
-#endif
+		ok = ((seq & 1) == 0 || MUT(NO_GUPFAST_SEQ)) && !closed[sp]
 	}
 	if
 	:: ok ->
@@ -237,13 +234,11 @@ inline opTake(wr_) {
 		:: ok -> holdRun(); taken = true
 		:: else
 		fi;
-#if !defined(NO_GUPFAST_RECHECK) && !defined(NO_GUPFAST_SEQ)
 		if
-		:: isPin && taken && wpSeq[sp] != seq ->	/* !Unchanged: a Fork began */
-			opRelease(); taken = false
+		:: isPin && taken && wpSeq[sp] != seq && !MUT(NO_GUPFAST_RECHECK | NO_GUPFAST_SEQ) ->
+			opRelease(); taken = false	/* !Unchanged: a Fork began */
 		:: else
 		fi;
-#endif
 		inflight[sp]--	/* End */
 	:: else -> inflight[sp]--
 	fi;
@@ -273,7 +268,7 @@ inline opTake(wr_) {
 		unlockMapR(sp)
 	:: else
 	fi;
-	d_step { need = 0; want = 0; seq = 0; zero = false; pfn = 0; f = 0; done = false; applied = false }
+	d_step { holdUser[me] = taken; need = 0; want = 0; seq = 0; zero = false; pfn = 0; f = 0; done = false; applied = false }
 }
 
 /* A write through a pin's bytes (DMA into the pinned page). */

@@ -2,9 +2,7 @@ package model_test
 
 // The two races of issue 11, as the model's counterexamples for its
 // CLOSE_NO_WRPROTECT and PIN_AFTER_RECHECK mutants (which are the code as
-// it was when the model was written). THESE TWO TESTS FAIL until the fixes
-// of issue 11 (a) and (b) are merged; they are not skipped, so that the
-// merge shows them passing.
+// it was when the model was first written; the fixes are in since).
 
 import (
 	"testing"
@@ -14,11 +12,13 @@ import (
 	"github.com/anonfolio/anonfolio/pin"
 )
 
-// TestTrailCloseWithGet (CLOSE_NO_WRPROTECT, scenario drop; issue 11 (a)):
-// the parent takes a Get, forks (on-demand fork shares the leaf without
-// write-protecting it) and exits. The leaf Close leaves to the child must
-// be write-protected where a folio has references beyond its mappings, so
-// the child's write copies: the parent's Get keeps reading the snapshot.
+// TestTrailCloseWithGet (CLOSE_NO_WRPROTECT and NO_HELD_HINT, scenario
+// drop; issue 11 (a)): the parent takes a Get, forks (on-demand fork shares
+// the leaf without write-protecting it) and exits. The leaf Close leaves to
+// the child must be write-protected where a folio has references beyond
+// its mappings, so the child's write copies: the parent's Get keeps
+// reading the snapshot. Close looks only in leaves that carry the
+// MaybeHeld hint, which the Get set before its grab.
 func TestTrailCloseWithGet(t *testing.T) {
 	for name, o := range orders(newEnv(t)) {
 		t.Run(name, func(t *testing.T) {

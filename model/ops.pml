@@ -14,8 +14,9 @@
 
 /* Operations. */
 #define ONONE		0
-#define OWRITE		1	/* WriteAt of page a */
-#define OREAD		2	/* ReadAt of page a */
+#define OWRITE		1	/* WriteAt (or an Accessor's WriteAt, a store) of page a */
+#define OREAD		2	/* Space.ReadAt of page a: in a reader section */
+#define OAREAD		12	/* an Accessor's ReadAt or LoadUint64 of page a: in none */
 #define OPIN		3	/* pin.Pin of page a, pin.Write if wr */
 #define OGET		4	/* pin.Get of page a */
 #define OPINWRITE	5	/* a write through the pin's Bytes */
@@ -36,14 +37,17 @@
 	short wb, val, r0; \
 	byte ep0, gep; \
 	byte e, h, l, l2, cp, pfn, f, nf, np; \
-	bool ok, done, mine, fw, fu, fp, fromZero, applied, zero, taken, isPin, stuck; \
+	bool ok, done, mine, fw, fu, fp, fromZero, applied, zero, taken, isPin, stuck, rsec; \
 	byte want, need, err, seq; \
+	bit wg, sg; \
+	byte z[NPG]; \
 	byte snapM, nsnap; \
 	byte snapG[NTHR]
 
 /* Program helpers: set the operation of step k. */
 #define WRITE(a_)	op = OWRITE; a = a_
 #define READ(a_)	op = OREAD; a = a_
+#define AREAD(a_)	op = OAREAD; a = a_
 #define PIN(a_, w_)	op = OPIN; a = a_; wr = w_
 #define GET(a_)		op = OGET; a = a_
 #define PINWRITE	op = OPINWRITE
@@ -64,7 +68,8 @@ inline runProgram() {
 		if
 		:: op == ONONE -> break
 		:: op == OWRITE -> fw = true; wb = WBIT(k); opAccess(); fw = false
-		:: op == OREAD -> fw = false; wb = 0; opAccess()
+		:: op == OREAD -> fw = false; wb = 0; rsec = true; opAccess(); rsec = false
+		:: op == OAREAD -> fw = false; wb = 0; opAccess()
 		:: op == OPIN -> isPin = true; opTake(wr); isPin = false
 		:: op == OGET -> isPin = false; opTake(false)
 		:: op == OPINWRITE -> wb = WBIT(k); opPinWrite()

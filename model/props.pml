@@ -11,15 +11,13 @@
  * in the other (properties 1 and 4, through mappings). */
 #define MEMOK(s, a)	(!tracked[(s)*NPG + (a)] || CONTENT(ENTRY(s, a)) == shadow[(s)*NPG + (a)])
 
-/* Pin coherence (property 2): while a pin is held and its address was not
- * zapped, the space maps the pinned page. */
-#define PINOK(t)	(!holdPin[t] || hold[t] == 0 || holdZap[t] || !alive[tsp[t]] || MAPS(tsp[t], holdA[t], hold[t] - 1))
+/* Pin coherence (property 2): while a pin is held by its caller (from
+ * the moment pin.Pin returns it to its Release: a fast pin undone because
+ * a Fork began was never the caller's) and its address was not zapped, the
+ * space maps the pinned page. */
+#define PINOK(t)	(!holdPin[t] || !holdUser[t] || hold[t] == 0 || holdZap[t] || !alive[tsp[t]] || MAPS(tsp[t], holdA[t], hold[t] - 1))
 
-#if NTHR > 2
 #define PINSOK	(PINOK(0) && PINOK(1) && PINOK(2))
-#else
-#define PINSOK	(PINOK(0) && PINOK(1))
-#endif
 
 #define INVARIANT	(MEMOK(0, 0) && MEMOK(0, 1) && MEMOK(1, 0) && MEMOK(1, 1) && PINSOK)
 

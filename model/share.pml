@@ -35,6 +35,7 @@ inline unshareLeaf(l_) {
 			gj = 0;
 			dleaf[sp] = cp;
 			removeUser(l_, sp);
+			flushLeaf(l_);	/* WrProtect's, and ReplaceLeafLocked's */
 			cp = 0
 		:: else
 		fi
@@ -61,9 +62,11 @@ inline wrProtectLeft(l_) {
 /* The fix of issue 11 (a): a leaf dropped by Close write-protects the
  * entries of folios whose references exceed their mappings (a Get taken
  * before the Fork), so the remaining user copies instead of writing under
- * the reference. */
+ * the reference; only in a leaf that carries the MaybeHeld hint (every Get
+ * sets it before its grab; a split sets it for a Get through the huge
+ * entry). */
 inline closeWrProtect(l_) {
-	gj = 0;
+	gj = (lmh[l_] -> 0 : NPG);
 	do
 	:: gj < NPG ->
 		if
@@ -86,21 +89,13 @@ inline dropSharedLeaf(l_) {
 		if
 		:: dleaf[sp] == (l_) && SHARED(l_) ->
 			if
-			:: !closed[sp] ->
-#ifndef NO_WRPROTECT_LEFT
-				wrProtectLeft(l_)
-#else
-				skip
-#endif
-			:: else ->
-#ifndef CLOSE_NO_WRPROTECT
-				closeWrProtect(l_)
-#else
-				skip	/* today's code: Close leaves the leaf as it is */
-#endif
+			:: !closed[sp] && !MUT(NO_WRPROTECT_LEFT) -> wrProtectLeft(l_)
+			:: closed[sp] && !MUT(CLOSE_NO_WRPROTECT) -> closeWrProtect(l_)
+			:: else	/* the mutants: the leaf is left as it is */
 			fi;
 			dleaf[sp] = 0;
 			removeUser(l_, sp);
+			flushLeaf(l_);	/* UnlinkLeafLocked's */
 			zapShadow(sp, 0);
 			zapShadow(sp, 1);
 			ok = true
@@ -121,14 +116,10 @@ inline shareLeaf(l_) {
 		ok = true;
 		if
 		:: lmp[l_] ->
-#ifndef NO_FORK_COPY_PINNED
 			if
-			:: PINNEDAT(l_, 0) || PINNEDAT(l_, 1) -> ok = false
+			:: (PINNEDAT(l_, 0) || PINNEDAT(l_, 1)) && !MUT(NO_FORK_COPY_PINNED) -> ok = false
 			:: else -> lmp[l_] = false
 			fi
-#else
-			lmp[l_] = false
-#endif
 		:: else
 		fi;
 		if
@@ -141,6 +132,7 @@ inline shareLeaf(l_) {
 		atomic {
 			dleaf[C] = l_;
 			lusers[l_] = lusers[l_] | (1 << C);
+			flushLeaf(l_);	/* InstallLeafLocked's: shared now */
 			trackChild(0);
 			trackChild(1);
 			unlockLeaf(l_)

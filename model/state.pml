@@ -28,9 +28,7 @@
 #ifndef NLEAF
 #define NLEAF	7	/* leaf ids 1..NLEAF-1; 0 is nil */
 #endif
-#ifndef NTHR
-#define NTHR	3
-#endif
+#define NTHR	3	/* threads; a two-thread scenario leaves the third idle */
 
 /* A PTE (pte.PTE): 0 is none; the low three bits hold pfn+1; WB is the
  * write bit; ZPTE is the shared zero page. Dirty, Young and Cont are left
@@ -54,7 +52,6 @@ byte prot[NSP*NPG];
 /* Spaces (cow.Space). */
 bool closed[NSP];	/* closed, set by Close under the map lock */
 byte wpSeq[NSP];	/* write_protect_seq */
-byte inflight[NSP];	/* lockless sections (sections) */
 byte mapR[NSP];		/* mapLock readers */
 bool mapW[NSP];		/* mapLock writer */
 bool dirL[NSP];		/* the directory (PMD) lock */
@@ -67,6 +64,7 @@ byte lusers[NLEAF];	/* bit s set: space s uses it; both: Shared() */
 byte lacct[NLEAF];	/* Users()[0]: the space its mappings are accounted to */
 bool ldead[NLEAF];
 bool lmp[NLEAF];	/* MaybePinned */
+bool lmh[NLEAF];	/* MaybeHeld */
 bool lL[NLEAF];		/* the PTL */
 byte nleaf = 1;
 #define SHARED(l)	(lusers[l] == 3)
@@ -108,6 +106,7 @@ bool holdZero[NTHR];	/* the Get holds the zero page */
 bool holdPin[NTHR];
 byte holdA[NTHR];
 bool holdZap[NTHR];	/* the pinned address was zapped since the pin */
+bool holdUser[NTHR];	/* the Pin or Get was returned to its caller, not yet released */
 byte tref[NTHR];	/* folio+1 of the thread's in-flight reference */
 
 #define ENTRY(s, a)	((dhuge[s] != 0) -> (dhuge[s] + (a)) : ((dleaf[s] != 0) -> lpte[dleaf[s]*NPG + (a)] : 0))

@@ -4,16 +4,8 @@
  */
 
 /* The two rechecks of wp_page_copy, each removed by a mutant. */
-#ifndef NO_PTE_SAME
-#define PTE_CHANGED	(lpte[l*NPG + a] != e)
-#else
-#define PTE_CHANGED	false
-#endif
-#ifndef NO_EXCL_RECHECK
-#define NOW_EXCLUSIVE	(!fromZero && excl[PFNOF(e)])
-#else
-#define NOW_EXCLUSIVE	false
-#endif
+#define PTE_CHANGED	(!MUT(NO_PTE_SAME) && lpte[l*NPG + a] != e)
+#define NOW_EXCLUSIVE	(!MUT(NO_EXCL_RECHECK) && !fromZero && excl[PFNOF(e)])
 
 inline copyStart(f_) { cpF[me] = (f_) + 1; cpG[me]++ }
 
@@ -112,6 +104,7 @@ inline wpPageCopy() {
 				excl[np] = true;
 				h = lpte[l*NPG + a];	/* l.Clear(i, 1): whatever is there goes */
 				lpte[l*NPG + a] = MKPTE(np, fw);
+				flushClear(l);
 				if
 				:: wb != 0 -> setShadow(sp, a, shadow[sp*NPG + a] | wb); applied = true
 				:: else

@@ -1,7 +1,9 @@
 /*
  * zap.pml: unmapping and protection (cow/zap.go, cow/vma.go, cow/space.go):
  * privateLeaf, zapSlot, zapLeafLocked, DontNeed (Advise), Close, Protect
- * (changeProtSlot, mkWritableLocked).
+ * (changeProtSlot, mkWritableLocked). A zap clears entries (bumping the
+ * generation), waits for the writers that may be writing the pages
+ * (Synchronize), then drops the references.
  */
 
 /* privateLeaf(zap_): the slot's leaf, locked and private to this space (l),
@@ -42,29 +44,57 @@ inline privateLeaf(zap_) {
 	ok = false
 }
 
-/* zapLeafLocked: clear entries [lo, hi) of l (locked), dropping their
- * mappings and references; then unlock, and free the leaf if empty. */
+/* zapLeafLocked: clear entries [lo, hi) of l (locked; Leaf.Clear bumps
+ * the generation), then, if a page was cleared, wait for the writer
+ * sections that may still be writing it (Synchronize), and only then drop
+ * the mappings and references (removeMapping, FolioPut); then unlock, and
+ * free the leaf if empty. One atomic sequence, which yields only while
+ * Synchronize waits for a writer: what a lockless access could see between
+ * the clear and the puts is the cleared entry, as after. The cleared pages
+ * wait in z. */
 inline zapLeafLocked() {
-	d_step {
-		i = lo;
-		do
-		:: i < hi ->
-			e = lpte[l*NPG + i];
-			lpte[l*NPG + i] = 0;
-			if
-			:: ISPAGE(e) ->
-				f = FOLIOOF(PFNOF(e));
-				subMapcount(f, 1, sp);
-				folioPut(f, 1)
-			:: else
-			fi;
-			zapShadow(sp, i);
-			i++
-		:: else -> break
-		od;
-		ok = LEAFEMPTY(l);
-		unlockLeaf(l);
-		i = 0; e = 0; f = 0
+	atomic {
+		d_step {
+			i = lo;
+			do
+			:: i < hi ->
+				e = lpte[l*NPG + i];
+				if
+				:: e != 0 ->
+					lpte[l*NPG + i] = 0;
+					flushClear(l);
+					if :: ISPAGE(e) -> z[i] = e :: else fi
+				:: else
+				fi;
+				zapShadow(sp, i);
+				i++
+			:: else -> break
+			od;
+			i = 0; e = 0
+		}
+		if
+		:: z[0] != 0 || z[1] != 0 -> synchronizeWriters()
+		:: else
+		fi;
+		d_step {
+			i = 0;
+			do
+			:: i < NPG ->
+				if
+				:: z[i] != 0 ->
+					f = FOLIOOF(PFNOF(z[i]));
+					subMapcount(f, 1, sp);	/* removeMapping */
+					folioPut(f, 1);
+					z[i] = 0
+				:: else
+				fi;
+				i++
+			:: else -> break
+			od;
+			ok = LEAFEMPTY(l);
+			unlockLeaf(l);
+			i = 0; f = 0
+		}
 	}
 	if
 	:: ok ->
@@ -73,7 +103,9 @@ inline zapLeafLocked() {
 			!dirL[sp] && (dleaf[sp] == 0 || !lL[dleaf[sp]]) ->
 			l = dleaf[sp];
 			if
-			:: l != 0 && LEAFEMPTY(l) && !SHARED(l) -> ldead[l] = true; lusers[l] = 0; dleaf[sp] = 0
+			:: l != 0 && LEAFEMPTY(l) && !SHARED(l) ->
+				ldead[l] = true; lusers[l] = 0; dleaf[sp] = 0;
+				flushLeaf(l)
 			:: else
 			fi
 		}
@@ -91,11 +123,13 @@ inline zapSlot() {
 		lockDir(sp);
 		if
 		:: dhuge[sp] != 0 && whole ->
-			atomic {
+			atomic {	/* ClearHugeLocked, Synchronize, the put (see zapLeafLocked) */
 				dhuge[sp] = 0;
-				subMapcount(0, 1, sp);	/* FolioSubEntireMapcount */
+				flushSlot(sp);
 				zapShadow(sp, 0);
 				zapShadow(sp, 1);
+				synchronizeWriters();
+				subMapcount(0, 1, sp);	/* FolioSubEntireMapcount */
 				folioPut(0, 1);
 				unlockDir(sp)
 			}
@@ -127,21 +161,21 @@ inline opDontNeed() {
 	unlockMapR(sp)
 }
 
-/* Close: exit. The map lock for writing, closed set, quiesce, zap every
- * region. */
+/* Close: exit. The map lock for writing, closed set, quiesce (wpSeq odd,
+ * drain GUP-fast and the writers), drain the readers, zap every region. */
 inline opClose() {
 	lockMapW(sp);
 	if
 	:: !closed[sp] ->
-		atomic {
+		atomic {	/* the drains block only while a section is in flight */
 			closed[sp] = true;
 			alive[sp] = false;
 			tracked[sp*NPG] = false;
 			tracked[sp*NPG+1] = false;
-			wpSeq[sp]++
+			wpSeq[sp]++;	/* quiesceLocked */
+			/* testhook.Quiescing */
+			DRAINED(sp, false) && rdin[sp] == 0
 		}
-		/* testhook.Quiescing */
-		inflight[sp] == 0;
 		if
 		:: prot[sp*NPG] == prot[sp*NPG+1] -> lo = 0; hi = NPG; CALL_ZAP(2)
 		:: else -> lo = 0; hi = 1; CALL_ZAP(3); lo = 1; hi = 2; CALL_ZAP(4)
@@ -153,21 +187,30 @@ inline opClose() {
 	unlockMapW(sp)
 }
 
-/* Protect of pages [lo, hi) to pr (RO or RW): the map lock for writing.
- * A partial change of a huge entry splits it (splitAtLocked or
- * changeProtSlot). Read-only clears the write bits; read-write then makes
- * the AnonExclusive pages writable (mkWritableLocked). */
+/* Protect of pages [lo, hi) to pr (RO or RW): the map lock for writing,
+ * the regions changed, the space quiesced (an access in flight is done
+ * before the protection is lower). A partial change of a huge entry splits
+ * it (splitAtLocked or changeProtSlot). Read-only clears the write bits (and
+ * bumps the generation: ChangeProt takes Write away whatever the new
+ * protection, so it always does); read-write then makes the AnonExclusive
+ * pages writable (mkWritableLocked), which needs no bump. */
 inline opProtect(pr_) {
 	lockMapW(sp);
 	if
 	:: closed[sp] -> err = ECLOSED
 	:: else ->
-		i = lo;
-		do
-		:: i < hi -> prot[sp*NPG + i] = pr_; i++
-		:: else -> break
-		od;
-		i = 0;
+		atomic {
+			d_step {
+				i = lo;
+				do
+				:: i < hi -> prot[sp*NPG + i] = pr_; i++
+				:: else -> break
+				od;
+				i = 0
+			}
+			wpSeq[sp]++;	/* quiesceLocked */
+			DRAINED(sp, false)
+		}
 		whole = (lo == 0 && hi == NPG);
 		done = false;
 		if
@@ -177,6 +220,7 @@ inline opProtect(pr_) {
 			:: dhuge[sp] != 0 && whole ->
 				atomic {
 					dhuge[sp] = WRPROT(dhuge[sp]);
+					flushSlot(sp);
 					if
 					:: (pr_) == RW && excl[0] && excl[1] -> dhuge[sp] = dhuge[sp] | WB
 					:: else
@@ -212,6 +256,7 @@ inline opProtect(pr_) {
 						i++
 					:: else -> break
 					od;
+					flushLeaf(l);	/* ChangeProt's */
 					unlockLeaf(l);
 					i = 0; e = 0
 				}
@@ -219,7 +264,7 @@ inline opProtect(pr_) {
 			fi
 		:: else
 		fi;
-		done = false; whole = false; l = 0
+		d_step { wpSeq[sp]++; done = false; whole = false; l = 0 }	/* unquiesce */
 	fi;
 	unlockMapW(sp)
 }
