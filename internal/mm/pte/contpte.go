@@ -122,6 +122,7 @@ func (l *Leaf) RunLockless(i, max int, e PTE) int {
 // +checklocks:l.mu
 func (l *Leaf) SetPTEs(i int, p PTE, nr int) {
 	p = p.mkNonCont()
+	l.noteWritten(p)
 	if nr == 1 || p.Zero() {
 		for k := range nr {
 			l.Set(i+k, p)
@@ -155,6 +156,7 @@ func (l *Leaf) SetPTEs(i int, p PTE, nr int) {
 // +checklocks:l.mu
 func (l *Leaf) Set(i int, p PTE) {
 	p = p.mkNonCont()
+	l.noteWritten(p)
 	old := l.raw(i)
 	if old.Cont() {
 		l.unfold(i)
@@ -370,6 +372,7 @@ func (l *Leaf) CopyPTEs(dst *Leaf, i, nr int, wrprotect bool) {
 			panic(fmt.Sprintf("pte: CopyPTEs over entry %d that maps %v", k, old))
 		}
 		dst.entry(k).Store(uint64(e.MkOld()))
+		dst.noteWritten(e)
 		dst.nr++
 		if e.Zero() {
 			dst.zero++
@@ -389,6 +392,7 @@ func (l *Leaf) CopyPTEs(dst *Leaf, i, nr int, wrprotect bool) {
 // +checklocks:l.mu
 func (l *Leaf) SetAccessFlags(i int, entry PTE) bool {
 	add := uint64(entry & (Write | accessBits))
+	l.noteWritten(entry)
 	old := l.raw(i)
 	if !old.Cont() {
 		return l.entry(i).Or(add)&add != add
@@ -407,7 +411,20 @@ func (l *Leaf) SetAccessFlags(i int, entry PTE) bool {
 	return l.entry(i).Or(add)&add != add
 }
 
-// ClearAccessFlags clears Dirty and/or Young (as given in bits) on entries
+// ClearSoftDirty write-protects entries [i, i+nr) and clears their
+// SoftDirty (clear_refs' clear_soft_dirty): the next write to each faults
+// and marks it again. On a block SoftDirty is cleared on all its entries;
+// the range is expected to cover whole blocks, as a walk that reads the
+// gathered bits does.
+//
+// Preconditions: the PTL is held.
+// +checklocks:l.mu
+func (l *Leaf) ClearSoftDirty(i, nr int) {
+	l.ChangeProt(i, nr, 0, Write)
+	l.ClearAccessFlags(i, nr, SoftDirty)
+}
+
+// ClearAccessFlags clears Dirty, Young and/or SoftDirty (as given in bits) on entries
 // [i, i+nr); on a block they are cleared on all its entries, since they are
 // the block's (contpte_clear_young_dirty_ptes). It reports whether any was
 // set.
