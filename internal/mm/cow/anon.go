@@ -8,8 +8,9 @@ import (
 )
 
 // anonPTE is the entry of a page just allocated for a write fault: writable,
-// dirty, young (pte_mkwrite(pte_mkdirty(...)) in do_anonymous_page).
-const anonPTE = pte.Present | pte.Write | pte.Dirty | pte.Young
+// dirty, young (pte_mkwrite(pte_mkdirty(...)) in do_anonymous_page), and
+// marked written (pte_mkdirty sets soft-dirty too).
+const anonPTE = pte.Present | pte.Write | pte.Dirty | pte.Young | pte.SoftDirty
 
 // doAnonymousPage serves a write fault on a none entry (do_anonymous_page)
 // with a folio of the highest enabled order whose naturally aligned range

@@ -155,7 +155,7 @@ func (s *Space) faultLeaf(d *pte.Dir, di int, l *pte.Leaf, f *fault) (bool, erro
 		l.Unlock()
 		return false, protErr(addr, write)
 	case write && e.Write():
-		l.SetAccessFlags(i, e.MkDirty().MkYoung()) // spurious: set the access bits
+		l.SetAccessFlags(i, e.MkDirty().MkYoung().MkSoftDirty()) // spurious: set the access bits
 		l.Unlock()
 		return true, nil
 	case !write && (!unshare || e.Write()):

@@ -167,7 +167,7 @@ func (s *Space) copyLeaf(child *Space, src *pte.Leaf, lo, hi int, r region) erro
 				s.shareBatch(child, src, dst, i+k, 1, head, pfn)
 				continue
 			}
-			if err := s.copyPinnedPage(child, dst, i+k, pfn, r); err != nil {
+			if err := s.copyPinnedPage(child, dst, i+k, pfn, src.Get(i+k).SoftDirty(), r); err != nil {
 				return err
 			}
 		}
@@ -193,18 +193,23 @@ func (s *Space) shareBatch(child *Space, src, dst *pte.Leaf, i, n int, head, pfn
 
 // copyPinnedPage gives the child its own copy of an exclusive page of a
 // pinned folio (copy_present_page); the parent's entry is left as it is,
-// writable and exclusive, so the pin stays coherent with the parent.
+// writable and exclusive, so the pin stays coherent with the parent. The
+// copy is marked written if the parent's page is, and writable only then
+// (a writable entry is always marked written: see softdirty.go).
 //
 // +checklocks:dst.mu
-func (s *Space) copyPinnedPage(child *Space, dst *pte.Leaf, i int, pfn folio.PFN, r region) error {
+func (s *Space) copyPinnedPage(child *Space, dst *pte.Leaf, i int, pfn folio.PFN, written bool, r region) error {
 	newPage, err := s.a.AllocFolio(0, 0)
 	if err != nil {
 		return err
 	}
 	copyPage(s.a.PageBytes(newPage, 1), s.a.PageBytes(pfn, 1), -1)
 	flags := pte.Present | pte.Dirty | pte.Young
-	if r.prot.writable() {
-		flags |= pte.Write
+	if written {
+		flags |= pte.SoftDirty
+		if r.prot.writable() {
+			flags |= pte.Write
+		}
 	}
 	if !r.prot.readable() {
 		flags |= pte.ProtNone
