@@ -51,26 +51,29 @@ func (s *Space) fork() (*Space, error) {
 	}
 	s.quiesceLocked()
 	testhook.Run(testhook.ForkBeforeCopy)
-	err = s.copyRegionsLocked(child)
+	err = s.copyRegionsLocked(child, false)
 	s.unquiesce()
 	return child, err
 }
 
-// copyRegionsLocked gives child the regions and their mappings.
+// copyRegionsLocked gives child the regions and their mappings, and the
+// baseline state (baseline.go); with all, every region whatever its advice
+// (a snapshot's Fork).
 //
 // Preconditions: s.mapLock is held for writing; child is not yet visible
 // to anyone.
 // +checklocks:s.mapLock
-func (s *Space) copyRegionsLocked(child *Space) error {
+func (s *Space) copyRegionsLocked(child *Space, all bool) error {
 	child.mapLock.Lock()
 	defer child.mapLock.Unlock()
 	child.mapHint = s.mapHint
+	s.inheritTracking(child)
 	for _, r := range s.regions {
-		if r.flags&dontFork != 0 {
+		if r.flags&dontFork != 0 && !all {
 			continue
 		}
 		child.regions = append(child.regions, r)
-		if r.flags&wipeOnFork != 0 {
+		if r.flags&wipeOnFork != 0 && !all {
 			continue
 		}
 		if err := s.copyRange(child, r); err != nil {

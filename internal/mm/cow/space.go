@@ -60,6 +60,10 @@ type Space struct {
 	// will find its entry changed and discard itself).
 	copies copyTable
 
+	// track is the baseline state: what a snapshot's delta needs beyond
+	// the written marks (baseline.go).
+	track tracking
+
 	cnt counters
 }
 

@@ -271,6 +271,7 @@ func (s *Space) MapFixed(addr Addr, length int, prot Prot) error {
 	}
 	end := addr + Addr(length)
 	s.zapRange(addr, end)
+	s.noteReset(addr, end)
 	s.removeLocked(addr, end)
 	s.insertLocked(region{start: addr, end: end, prot: prot})
 	return nil
@@ -289,6 +290,7 @@ func (s *Space) Unmap(addr Addr, length int) error {
 	}
 	end := addr + Addr(length)
 	s.zapRange(addr, end)
+	s.noteReset(addr, end)
 	s.removeLocked(addr, end)
 	s.mergeLocked()
 	return nil
@@ -393,6 +395,8 @@ func (s *Space) Remap(old Addr, length int, new Addr) error {
 		return fmt.Errorf("%w: Remap source %#x+%#x is not within one region", ErrFault, uint64(old), length)
 	}
 	s.zapRange(new, newEnd)
+	s.noteReset(new, newEnd)
+	s.noteReset(old, oldEnd) // the moved pages are marked written at new
 	s.removeLocked(new, newEnd)
 	s.movePTEs(old, new, uint64(length))
 	s.removeLocked(old, oldEnd)
@@ -421,6 +425,7 @@ func (s *Space) Advise(addr Addr, length int, advice Advice) error {
 			return unmappedErr("Advise", addr, length)
 		}
 		s.zapRange(addr, end)
+		s.noteReset(addr, end)
 		return nil
 	}
 	var set, clear regionFlags
