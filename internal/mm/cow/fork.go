@@ -202,7 +202,7 @@ func (s *Space) shareBatch(child *Space, src, dst *pte.Leaf, i, n int, head, pfn
 //
 // +checklocks:dst.mu
 func (s *Space) copyPinnedPage(child *Space, dst *pte.Leaf, i int, pfn folio.PFN, written bool, r region) error {
-	newPage, err := s.a.AllocFolio(0, 0)
+	newPage, err := child.allocCopy()
 	if err != nil {
 		return err
 	}

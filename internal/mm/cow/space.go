@@ -63,6 +63,9 @@ type Space struct {
 	// track is the baseline state: what a snapshot's delta needs beyond
 	// the written marks (baseline.go).
 	track tracking
+	// reserve holds the pages a ResetTo reserved for the copies it makes.
+	// +checklocks:mapLock
+	reserve []folio.PFN
 
 	cnt counters
 }
