@@ -143,21 +143,22 @@ type Since struct {
 	Base    Baseline
 	Written []Span // runs of pages marked written, in address order
 	Resets  []Span // ranges whose contents were dropped, in address order
+	regions uint64 // the digest of the regions at the instant
 	epoch   uint64 // the tracking epoch after the fork
 }
 
-// Commit makes b the space's baseline if nothing replaced its baseline
-// state since the fork that returned since (then the marks and resets it
-// kept are relative to that fork's instant, as b's image is). It reports
-// whether it did.
-func (s *Space) Commit(since *Since, b Baseline) bool {
+// Commit makes image, the snapshot of the fork that returned since, the
+// space's baseline, if nothing replaced its baseline state since that fork
+// (then the marks and resets it kept are relative to the fork's instant, as
+// the image is). It reports whether it did.
+func (s *Space) Commit(since *Since, image [16]byte) bool {
 	t := &s.track
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.epoch != since.epoch {
 		return false
 	}
-	t.base, t.pending = b, false
+	t.base, t.pending = Baseline{Image: image, Regions: since.regions}, false
 	t.epoch++
 	return true
 }
@@ -203,6 +204,7 @@ func (s *Space) takeSinceLocked(since *Since) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	since.Base = t.base
+	since.regions = s.regionsDigestLocked()
 	for _, r := range t.resets {
 		since.Resets = append(since.Resets, Span{r.start, int(uint64(r.end-r.start) / s.ps)})
 	}
