@@ -15,7 +15,7 @@ import (
 // smallSource returns a space with three small regions (one PROT_NONE,
 // one advised) and a few written pages: images of it are small enough to
 // damage at every byte.
-func smallSource(t *testing.T, e *spacetest.Env) (*cow.Space, cow.Addr) {
+func smallSource(t testing.TB, e *spacetest.Env) (*cow.Space, cow.Addr) {
 	s := e.Space(cow.Options{Orders: cow.Orders()})
 	a := e.Map(s, 64<<10, cow.ProtRead|cow.ProtWrite)
 	e.Write(s, a+4096, []byte("first page"))
