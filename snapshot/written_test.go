@@ -292,3 +292,20 @@ func TestProtectUpgradeNeedsMark(t *testing.T) {
 		t.Fatalf("the replica's own delta holds %#x, want its store's page", got)
 	}
 }
+
+// TestForkAdviceIsAReset: a Fork's child inherits its parent's base, but
+// not the contents of its WipeOnFork regions (empty) or DontFork ones
+// (absent): the child's delta must reset them, or a replica at the base
+// keeps the parent's data there. (Found by the differential test.)
+func TestForkAdviceIsAReset(t *testing.T) {
+	f := newWrittenFixture(t)
+	must(t, f.s.Advise(f.a, 4*4096, cow.WipeOnFork))
+	must(t, f.s.Advise(f.a+8*4096, 4*4096, cow.DontFork))
+	f.delta(t, nil)
+	c := f.e.Fork(f.s)
+	img, _ := save(t, c, Options{Delta: true})
+	load(t, img, f.replica)
+	if g, w := unprotectedState(t, f.e, f.replica), unprotectedState(t, f.e, c); g != w {
+		t.Fatal("the child's delta left the parent's data in its wiped region")
+	}
+}

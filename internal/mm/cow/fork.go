@@ -69,6 +69,9 @@ func (s *Space) copyRegionsLocked(child *Space, all bool) error {
 	child.mapHint = s.mapHint
 	s.inheritTracking(child)
 	for _, r := range s.regions {
+		if r.flags&(dontFork|wipeOnFork) != 0 && !all {
+			child.noteReset(r.start, r.end) // the child does not have the base's contents there
+		}
 		if r.flags&dontFork != 0 && !all {
 			continue
 		}
