@@ -20,6 +20,14 @@ import (
 // pinned folio, which a Fork copies too (they stay the pinner's). So the
 // cost grows with the slots s changed since it shared snap's, not with the
 // size of the space.
+//
+// A slot where s has a private leaf that differs from snap's in a few
+// entries only (s wrote a few pages there since the leaf was unshared) is
+// mended entry by entry instead: each run of differing entries is zapped
+// (zapRange) and takes snap's entries as Fork's copy of a leaf gives them
+// (copyLeaf: the pages shared, not copied). That costs a scan of the leaf
+// and the runs, where re-sharing the leaf costs a zap of every entry; and
+// the next write in the slot then copies a page only, not the leaf.
 
 // ResetTo makes s have snap's regions and read exactly what snap reads;
 // snap's contents do not change. Both must allocate from the same arena
@@ -114,6 +122,9 @@ func (s *Space) resetLocked(snap *Space) error {
 	defer s.releaseReserve()
 	leaf := s.table.LeafSize()
 	for _, addr := range slots {
+		if s.resetEntries(snap, addr) {
+			continue
+		}
 		s.zapRange(Addr(addr), Addr(addr+leaf))
 		if err := snap.copySlot(s, addr); err != nil {
 			panic(fmt.Sprintf("cow: ResetTo at %#x failed after its pages were reserved: %v", addr, err))
@@ -123,6 +134,68 @@ func (s *Space) resetLocked(snap *Space) error {
 	s.mapHint = snap.mapHint
 	snap.inheritTracking(s)
 	return nil
+}
+
+// resetEntries mends slot addr of s entry by entry to snap's, if both are
+// leaves, s's is private, snap's may hold no pinned page, and few entries
+// differ; it reports whether it did.
+//
+// Preconditions: as resetLocked.
+// +checklocksignore: both map locks are held.
+func (s *Space) resetEntries(snap *Space, addr uint64) bool {
+	ds, dp := s.table.Dir(addr), snap.table.Dir(addr)
+	if ds == nil || dp == nil {
+		return false
+	}
+	di := ds.Index(addr)
+	ls, lp := ds.Leaf(di), dp.Leaf(di)
+	if ls == nil || lp == nil || ls.Shared() || lp.MaybePinned() {
+		return false
+	}
+	runs := differingRuns(ls, lp, ls.Len()/4)
+	if runs == nil {
+		return false
+	}
+	for _, r := range runs {
+		lo, hi := Addr(ls.Addr(r[0])), Addr(ls.Addr(r[1]-1))+Addr(s.ps)
+		s.zapRange(lo, hi)
+		// Region by region: copyLeaf wants the region of its entries.
+		for i := endAfter(snap.regions, lo); i < len(snap.regions) && snap.regions[i].start < hi; i++ {
+			reg := snap.regions[i]
+			a, b := max(reg.start, lo), min(reg.end, hi)
+			if err := snap.copyLeaf(s, lp, lp.Index(uint64(a)), lp.Index(uint64(b-1))+1, reg); err != nil {
+				panic(fmt.Sprintf("cow: ResetTo at %#x: copying a leaf with no pinned page failed: %v", uint64(a), err))
+			}
+		}
+	}
+	return true
+}
+
+// differingRuns returns the runs [i, j) of entries where ls and lp map
+// differently (another page, or the same with another permission or
+// written mark), or nil if more than max entries differ.
+func differingRuns(ls, lp *pte.Leaf, max int) [][2]int {
+	ls.Lock()
+	defer ls.Unlock()
+	lp.Lock()
+	defer lp.Unlock()
+	const ignore = pte.Dirty | pte.Young | pte.Cont
+	runs := [][2]int{}
+	n := 0
+	for i := 0; i < ls.Len(); i++ {
+		if ls.GetRaw(i)&^ignore == lp.GetRaw(i)&^ignore {
+			continue
+		}
+		if n++; n > max {
+			return nil
+		}
+		if k := len(runs) - 1; k >= 0 && runs[k][1] == i {
+			runs[k][1]++
+		} else {
+			runs = append(runs, [2]int{i, i + 1})
+		}
+	}
+	return runs
 }
 
 // differingSlots returns the addresses of the slots where s's table differs
