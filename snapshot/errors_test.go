@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/anonfolio/anonfolio/cow"
@@ -333,4 +334,36 @@ func TestTargetChangedDuringLoad(t *testing.T) {
 	}
 	e.Expect(replica, a+6*4096, []byte("meanwhile"))
 	e.Expect(replica, a, []byte{0})
+}
+
+// TestDamagedLargeRecords: records large enough that Load checks their
+// sums on another goroutine are checked all the same: an altered byte
+// anywhere in them, or a truncation, is ErrCorrupt and leaves the target
+// empty.
+func TestDamagedLargeRecords(t *testing.T) {
+	e := spacetest.New(t, 64<<20, 4096)
+	s := e.Space(cow.Options{}) // large folios: records of whole folios
+	a := e.Map(s, 4<<20, cow.ProtRead|cow.ProtWrite)
+	e.Write(s, a, spacetest.Pattern('L', 4<<20, 4096))
+	img, _ := save(t, s, Options{})
+	target := e.Space(cow.Options{})
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 64 {
+		k := rng.IntN(len(img))
+		bad := bytes.Clone(img)
+		bad[k] ^= 1 << rng.IntN(8)
+		if _, err := Load(bytes.NewReader(bad), target); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("byte %d of %d altered: %v, want ErrCorrupt", k, len(img), err)
+		}
+		if _, err := Load(bytes.NewReader(img[:k]), target); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("truncated to %d of %d: %v, want ErrCorrupt", k, len(img), err)
+		}
+		if len(target.Regions()) != 0 {
+			t.Fatal("a failed Load changed the target")
+		}
+	}
+	load(t, img, target)
+	if state(t, target) != state(t, s) {
+		t.Fatal("the image itself did not load right")
+	}
 }

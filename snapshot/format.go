@@ -329,6 +329,25 @@ func (d *decoder) into(b []byte) error {
 	return nil
 }
 
+// intoAsync reads the current record's whole payload into parts and its
+// sum, and hands the check to pipe: the sum is trusted until pipe.wait.
+func (d *decoder) intoAsync(parts [][]byte, pipe *hashPipe) error {
+	for _, b := range parts {
+		if err := d.read(b); err != nil {
+			return err
+		}
+	}
+	var b [sumSize]byte
+	if err := d.read(b[:]); err != nil {
+		return err
+	}
+	j := hashJob{record: d.records, hdr: d.hdr, parts: parts, prev: d.sum, want: binary.LittleEndian.Uint64(b[:])}
+	pipe.jobs <- j
+	d.sum = j.want
+	d.records++
+	return nil
+}
+
 // check reads the current record's sum and checks it.
 func (d *decoder) check() error {
 	var b [sumSize]byte

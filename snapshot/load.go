@@ -7,7 +7,6 @@ import (
 
 	"github.com/anonfolio/anonfolio/cow"
 	mm "github.com/anonfolio/anonfolio/internal/mm/cow"
-	"github.com/anonfolio/anonfolio/pin"
 )
 
 // Load reads an image from r into s: a full image into a space with no
@@ -70,7 +69,8 @@ func loadImage(d *decoder, m *mm.Space) (Info, error) {
 		return info, err
 	}
 	defer f.Close()
-	ap := &applier{f: f, ps: uint64(h.pageSize), want: regions}
+	ap := &applier{f: f, ps: uint64(h.pageSize), want: regions, pipe: newHashPipe()}
+	defer ap.pipe.wait() // before f.Close: the pipe reads f's pages
 	if err := ap.regions(resets); err != nil {
 		return info, err
 	}
@@ -86,6 +86,9 @@ func loadImage(d *decoder, m *mm.Space) (Info, error) {
 			return info, err
 		}
 		info.Pages = int64(d.pages)
+	}
+	if err := ap.pipe.wait(); err != nil {
+		return info, err
 	}
 	if err := d.endRecord(); err != nil {
 		return info, err
@@ -113,6 +116,8 @@ type applier struct {
 	ps      uint64
 	want    []regionEntry // the image's regions
 	prevEnd uint64        // the end of the last pages record
+	runs    []mm.PageRun
+	pipe    *hashPipe // checks the large records' sums meanwhile
 }
 
 // regions makes the Fork's regions the image's: the resets dropped first
@@ -264,21 +269,31 @@ func (ap *applier) pages(d *decoder, rh recHeader) error {
 	if err != nil {
 		return err
 	}
-	p, err := pin.Get((*cow.Space)(ap.f), cow.Addr(lo), int(hi-lo), pin.Write)
+	// Straight into the pages, which are not zeroed (nor copied) first:
+	// the record overwrites them whole, and only this Load sees the Fork.
+	ap.runs, err = ap.f.WritablePages(mm.Addr(lo), int(hi-lo), ap.runs[:0])
 	if err != nil {
 		return err
 	}
-	for _, b := range p.Bytes() {
-		if err = d.into(b); err != nil {
-			break
+	a := ap.f.Arena()
+	if hi-lo >= asyncMin {
+		parts := make([][]byte, len(ap.runs))
+		for i, r := range ap.runs {
+			parts[i] = a.PageBytes(r.PFN, r.Pages)
+		}
+		err = d.intoAsync(parts, ap.pipe)
+	} else {
+		for _, r := range ap.runs {
+			if err = d.into(a.PageBytes(r.PFN, r.Pages)); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = d.check()
 		}
 	}
-	p.Release()
 	if err == nil {
 		err = ap.restore(raised)
-	}
-	if err == nil {
-		err = d.check()
 	}
 	d.pages += uint64(rh.n)
 	return err
