@@ -121,6 +121,7 @@ func (l *Leaf) RunLockless(i, max int, e PTE) int {
 // Preconditions: the PTL is held.
 // +checklocks:l.mu
 func (l *Leaf) SetPTEs(i int, p PTE, nr int) {
+	l.changed()
 	p = p.mkNonCont()
 	l.noteWritten(p)
 	if nr == 1 || p.Zero() {
@@ -155,6 +156,7 @@ func (l *Leaf) SetPTEs(i int, p PTE, nr int) {
 // Preconditions: the PTL is held.
 // +checklocks:l.mu
 func (l *Leaf) Set(i int, p PTE) {
+	l.changed()
 	p = p.mkNonCont()
 	l.noteWritten(p)
 	old := l.raw(i)
@@ -243,6 +245,7 @@ func (l *Leaf) unfold(i int) { l.convert(l.blockStart(i), false) }
 // block, or none, or the repainted block, never a mix that it would accept.
 // +checklocks:l.mu
 func (l *Leaf) convert(s int, fold bool) {
+	l.changed()
 	n := l.contPTEs()
 	var access PTE
 	var first PTE
@@ -292,6 +295,7 @@ func takesAwayEntry(old, p PTE) bool {
 // Preconditions: the PTL is held.
 // +checklocks:l.mu
 func (l *Leaf) Clear(i, nr int) PTE {
+	l.changed()
 	l.unfoldPartial(i, nr)
 	var first, access PTE
 	for k := i; k < i+nr; k++ {
@@ -328,6 +332,7 @@ func (l *Leaf) WrProtect(i, nr int) { l.ChangeProt(i, nr, 0, Write) }
 // Preconditions: the PTL is held.
 // +checklocks:l.mu
 func (l *Leaf) ChangeProt(i, nr int, set, clear PTE) {
+	l.changed()
 	set &= Write | ProtNone
 	clear &= Write | ProtNone
 	l.unfoldPartial(i, nr)
@@ -355,6 +360,7 @@ func (l *Leaf) ChangeProt(i, nr int, set, clear PTE) {
 // +checklocks:l.mu
 // +checklocks:dst.mu
 func (l *Leaf) CopyPTEs(dst *Leaf, i, nr int, wrprotect bool) {
+	dst.changed()
 	if wrprotect {
 		l.WrProtect(i, nr)
 	}
@@ -391,6 +397,7 @@ func (l *Leaf) CopyPTEs(dst *Leaf, i, nr int, wrprotect bool) {
 // Preconditions: the PTL is held.
 // +checklocks:l.mu
 func (l *Leaf) SetAccessFlags(i int, entry PTE) bool {
+	l.changed()
 	add := uint64(entry & (Write | accessBits))
 	l.noteWritten(entry)
 	old := l.raw(i)
@@ -432,6 +439,7 @@ func (l *Leaf) ClearSoftDirty(i, nr int) {
 // Preconditions: the PTL is held.
 // +checklocks:l.mu
 func (l *Leaf) ClearAccessFlags(i, nr int, bits PTE) bool {
+	l.changed()
 	bits &= accessBits
 	lo, hi := i, i+nr
 	if l.raw(i).Cont() {

@@ -105,3 +105,39 @@ func TestClearSoftDirtyHuge(t *testing.T) {
 		t.Fatal("SetHugeAccessLocked does not mark a huge entry written")
 	}
 }
+
+// TestModsCountsEveryChange: every primitive that stores an entry moves
+// the leaf's modification count, which ResetTo relies on to skip a leaf
+// nothing changed.
+func TestModsCountsEveryChange(t *testing.T) {
+	l := testLeaf(t, 4096, 4)
+	other := testLeaf(t, 4096, 4)
+	l.Lock()
+	defer l.Unlock()
+	other.Lock()
+	defer other.Unlock()
+	n := l.contPTEs()
+	for _, c := range []struct {
+		name string
+		op   func()
+		leaf *Leaf
+	}{
+		{"SetPTEs", func() { l.SetPTEs(0, Mk(0, Present|Write), n) }, l},
+		{"Set", func() { l.Set(2*n, Mk(100, Present)) }, l},
+		{"SetAccessFlags", func() { l.SetAccessFlags(2*n, Mk(100, Present|Write)) }, l},
+		{"ClearAccessFlags", func() { l.ClearAccessFlags(0, n, Young) }, l},
+		{"ChangeProt", func() { l.ChangeProt(0, n, 0, Write) }, l},
+		{"ClearSoftDirty", func() { l.ClearSoftDirty(0, n) }, l},
+		{"Unfold", func() { l.Unfold(0) }, l},
+		{"TryFold", func() { l.TryFold(0) }, l},
+		{"CopyPTEs (destination)", func() { l.CopyPTEs(other, 0, n, false) }, other},
+		{"CopyPTEs (source, write-protecting)", func() { l.CopyPTEs(other, 2*n, 1, true) }, l},
+		{"Clear", func() { l.Clear(0, n) }, l},
+	} {
+		before := c.leaf.Mods()
+		c.op()
+		if c.leaf.Mods() == before {
+			t.Errorf("%s did not move the modification count", c.name)
+		}
+	}
+}

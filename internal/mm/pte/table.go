@@ -101,6 +101,10 @@ type Leaf struct {
 	// SoftDirty: a leaf without it has no entry marked written, so a
 	// snapshot that looks for written pages skips it whole.
 	maybeWritten atomic.Bool
+	// mods counts the calls that changed entries (bumped under the PTL
+	// by every primitive that stores one): equal counts read at two
+	// instants mean the entries did not change in between.
+	mods atomic.Uint64
 
 	// tlbGen is the leaf's TLB generation, what software TLBs (cow's
 	// Accessor, the seqlock reads) validate a translation against: bumped
@@ -612,6 +616,14 @@ func (l *Leaf) MaybeWritten() bool { return l.maybeWritten.Load() }
 // Preconditions: the PTL is held.
 // +checklocks:l.mu
 func (l *Leaf) ClearMaybeWritten() { l.maybeWritten.Store(false) }
+
+// Mods returns the leaf's modification count: if it reads the same at two
+// instants, no entry changed in between.
+func (l *Leaf) Mods() uint64 { return l.mods.Load() }
+
+// changed bumps the modification count; every primitive that stores an
+// entry calls it, under the PTL.
+func (l *Leaf) changed() { l.mods.Add(1) }
 
 // noteWritten sets the hint if p is marked written. Every store of an
 // entry that may carry SoftDirty calls it, under the PTL.
