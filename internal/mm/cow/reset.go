@@ -27,7 +27,11 @@ import (
 // (zapRange) and takes snap's entries as Fork's copy of a leaf gives them
 // (copyLeaf: the pages shared, not copied). That costs a scan of the leaf
 // and the runs, where re-sharing the leaf costs a zap of every entry; and
-// the next write in the slot then copies a page only, not the leaf.
+// the next write in the slot then copies a page only, not the leaf. A slot
+// mended so is remembered with both leaves' modification counts
+// (pte.Leaf.Mods): the next ResetTo to the same leaves skips it if neither
+// count moved, so that a loop's resets cost what each run changed, not every
+// leaf a run ever touched.
 
 // ResetTo makes s have snap's regions and read exactly what snap reads;
 // snap's contents do not change. Both must allocate from the same arena
@@ -111,7 +115,8 @@ func spaceOrder(x, y *Space) int {
 // quiesced.
 // +checklocksignore: both map locks are held.
 func (s *Space) resetLocked(snap *Space) error {
-	slots := s.differingSlots(snap)
+	mended := map[uint64]mendedLeaf{}
+	slots := s.differingSlots(snap, mended)
 	need := 0
 	for _, addr := range slots {
 		need += snap.pinnedCopies(addr)
@@ -123,6 +128,7 @@ func (s *Space) resetLocked(snap *Space) error {
 	leaf := s.table.LeafSize()
 	for _, addr := range slots {
 		if s.resetEntries(snap, addr) {
+			mended[addr] = s.mendedAt(snap, addr)
 			continue
 		}
 		s.zapRange(Addr(addr), Addr(addr+leaf))
@@ -132,8 +138,44 @@ func (s *Space) resetLocked(snap *Space) error {
 	}
 	s.regions = slices.Clone(snap.regions)
 	s.mapHint = snap.mapHint
+	s.mended = mended
 	snap.inheritTracking(s)
 	return nil
+}
+
+// mendedLeaf is a slot ResetTo mended: s's leaf and snap's, with their
+// modification counts right after. While both leaves are in the slot with
+// the same counts, their entries are still equal.
+type mendedLeaf struct {
+	mine, theirs         *pte.Leaf
+	mineMods, theirsMods uint64
+}
+
+// mendedAt returns the record of slot addr, just mended.
+//
+// +checklocksignore: both map locks are held.
+func (s *Space) mendedAt(snap *Space, addr uint64) mendedLeaf {
+	ds, dp := s.table.Dir(addr), snap.table.Dir(addr)
+	di := ds.Index(addr)
+	m := mendedLeaf{mine: ds.Leaf(di), theirs: dp.Leaf(di)}
+	if m.mine != nil {
+		m.mineMods = m.mine.Mods()
+	}
+	m.theirsMods = m.theirs.Mods()
+	return m
+}
+
+// stillMended reports whether slot addr is as the last ResetTo left it,
+// equal to snap's, and adds it to the record of this ResetTo.
+//
+// +checklocksignore: both map locks are held.
+func (s *Space) stillMended(addr uint64, mine, theirs *pte.Leaf, mended map[uint64]mendedLeaf) bool {
+	m, ok := s.mended[addr]
+	if !ok || m.mine != mine || m.theirs != theirs || mine.Mods() != m.mineMods || theirs.Mods() != m.theirsMods {
+		return false
+	}
+	mended[addr] = m
+	return true
 }
 
 // resetEntries mends slot addr of s entry by entry to snap's, if both are
@@ -199,10 +241,12 @@ func differingRuns(ls, lp *pte.Leaf, max int) [][2]int {
 }
 
 // differingSlots returns the addresses of the slots where s's table differs
-// from snap's, in address order.
+// from snap's, in address order: not the same leaf, huge entry or nothing,
+// nor a leaf the last ResetTo mended and nothing changed since (which it
+// records in mended).
 //
 // +checklocksignore: both map locks are held.
-func (s *Space) differingSlots(snap *Space) []uint64 {
+func (s *Space) differingSlots(snap *Space, mended map[uint64]mendedLeaf) []uint64 {
 	var out []uint64
 	end := uint64(vaLimit)
 	for addr := uint64(0); addr < end; {
@@ -220,9 +264,16 @@ func (s *Space) differingSlots(snap *Space) []uint64 {
 		}
 		ds, dp = s.table.Dir(base), snap.table.Dir(base)
 		for di := range s.geo.TableEntries {
-			if !sameSlot(ds, dp, di) {
-				out = append(out, base+uint64(di)<<s.leafShift)
+			addr := base + uint64(di)<<s.leafShift
+			if sameSlot(ds, dp, di) {
+				continue
 			}
+			if ds != nil && dp != nil {
+				if mine, theirs := ds.Leaf(di), dp.Leaf(di); mine != nil && theirs != nil && s.stillMended(addr, mine, theirs, mended) {
+					continue
+				}
+			}
+			out = append(out, addr)
 		}
 		addr = base + s.table.DirSize()
 	}

@@ -303,3 +303,40 @@ func TestRegions(t *testing.T) {
 		t.Fatalf("a closed space lists %v", got)
 	}
 }
+
+// TestResetToLoop: the loop of a fuzzer. The slots ResetTo mended are
+// skipped by the next one while nothing changed in them, and mended again
+// when something did, by any path: a copy-on-write, a write into a page
+// the snapshot never had (no TLB flush), a read that maps the zero page,
+// a protection change.
+func TestResetToLoop(t *testing.T) {
+	e := newEnv(t, 64<<20)
+	s := e.space(Orders())
+	a := mustMap(t, s, 4<<20, ProtRead|ProtWrite)
+	write(t, s, a, fill('p', 10*4096))
+	snap := e.fork(s)
+	runs := []func(){
+		func() { write(t, s, a+4096, []byte("cow")) },
+		func() { write(t, s, a+100*4096, []byte("new page")) },
+		func() { read(t, s, a+200*4096, 1) },
+		func() {
+			if err := s.Protect(a, 4096, ProtRead); err != nil {
+				t.Fatal(err)
+			}
+		},
+		func() {}, // nothing: every slot is skipped
+	}
+	want := contents(t, snap)
+	for round := range 3 {
+		for i, run := range runs {
+			run()
+			if err := s.ResetTo(snap); err != nil {
+				t.Fatal(err)
+			}
+			if got := contents(t, s); got != want {
+				t.Fatalf("round %d, run %d: after ResetTo s differs from the snapshot", round, i)
+			}
+			e.check()
+		}
+	}
+}

@@ -66,6 +66,10 @@ type Space struct {
 	// reserve holds the pages a ResetTo reserved for the copies it makes.
 	// +checklocks:mapLock
 	reserve []folio.PFN
+	// mended are the slots the last ResetTo mended entry by entry
+	// (reset.go), by address.
+	// +checklocks:mapLock
+	mended map[uint64]mendedLeaf
 
 	cnt counters
 }
