@@ -2,6 +2,8 @@ package snapshot
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"slices"
 	"testing"
 
@@ -307,5 +309,48 @@ func TestForkAdviceIsAReset(t *testing.T) {
 	load(t, img, f.replica)
 	if g, w := unprotectedState(t, f.e, f.replica), unprotectedState(t, f.e, c); g != w {
 		t.Fatal("the child's delta left the parent's data in its wiped region")
+	}
+}
+
+// blockingWriter blocks its first Write until release is closed.
+type blockingWriter struct {
+	started, release chan struct{}
+	once             bool
+}
+
+func (w *blockingWriter) Write(b []byte) (int, error) {
+	if !w.once {
+		w.once = true
+		close(w.started)
+		<-w.release
+	}
+	return len(b), nil
+}
+
+// TestInheritDuringSave: a Fork of a space, or a ResetTo to it, while a
+// Save of it streams has no base: the space's marks were cleared for an
+// image that is not its base yet, and may never be (the Save may fail).
+func TestInheritDuringSave(t *testing.T) {
+	f := newWrittenFixture(t)
+	f.e.Write(f.s, f.a, []byte("written before the Save"))
+	w := &blockingWriter{started: make(chan struct{}), release: make(chan struct{})}
+	done := make(chan error)
+	go func() {
+		_, err := Save(w, f.s, Options{Delta: true})
+		done <- err
+	}()
+	<-w.started
+	c := f.e.Fork(f.s)
+	r := f.e.Space(cow.Options{Orders: cow.Orders()})
+	must(t, r.ResetTo(f.s))
+	close(w.release)
+	must(t, <-done)
+	for _, sp := range []*cow.Space{c, r} {
+		if _, err := Save(io.Discard, sp, Options{Delta: true}); !errors.Is(err, ErrNoBase) {
+			t.Fatalf("a delta of a space made while a Save of its source streamed: %v, want ErrNoBase", err)
+		}
+	}
+	if _, err := Save(io.Discard, f.s, Options{Delta: true}); err != nil {
+		t.Fatalf("the source's own next delta: %v", err) // the Save committed: it has a base
 	}
 }

@@ -107,12 +107,17 @@ func addSpan(rs []span, r span) []span {
 	return slices.Replace(rs, i, j, r)
 }
 
-// inherit gives child the baseline state of s (Fork and ResetTo).
+// inheritTracking gives child the baseline state of s (Fork and ResetTo).
+// While a snapshot of s is pending, s's marks are relative to an image
+// that is not its baseline yet and may never be: then child gets none.
 //
 // +checklocksignore: mu of both, one after the other.
 func (s *Space) inheritTracking(child *Space) {
 	s.track.mu.Lock()
 	base, resets := s.track.base, slices.Clone(s.track.resets)
+	if s.track.pending {
+		base, resets = Baseline{}, nil
+	}
 	s.track.mu.Unlock()
 	t := &child.track
 	t.mu.Lock()
