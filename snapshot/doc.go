@@ -42,7 +42,11 @@
 // not a base: the next delta carries everything since the last Save that
 // succeeded. A delta Save of a space with no successful Save is ErrNoBase.
 // Forks of the space between Saves do not disturb its tracking; a Fork's
-// child starts with its parent's base, as does a space after ResetTo.
+// child starts with its parent's base, as does a space after ResetTo (but
+// not one made while a Save of its source streams: its base is then the
+// image being written, which may never be). A space that drops more than
+// 65536 separate ranges between two Saves forgets its base rather than
+// keep them all: its next delta is ErrNoBase.
 //
 // # Load
 //

@@ -126,9 +126,15 @@ type applier struct {
 func (ap *applier) regions(resets []resetEntry) error {
 	f := ap.f
 	cur := f.Regions()
-	for _, z := range resets {
+	for _, z := range resets { // both sorted: one walk
 		lo, hi := mm.Addr(z.addr), mm.Addr(z.addr+z.pages*ap.ps)
+		for len(cur) > 0 && cur[0].End() <= lo {
+			cur = cur[1:]
+		}
 		for _, r := range cur {
+			if r.Addr >= hi {
+				break
+			}
 			if a, b := max(lo, r.Addr), min(hi, r.End()); a < b {
 				if err := f.Advise(a, int(b-a), mm.DontNeed); err != nil {
 					return err
@@ -136,6 +142,7 @@ func (ap *applier) regions(resets []resetEntry) error {
 			}
 		}
 	}
+	cur = f.Regions()
 	for _, p := range pieces(cur, ap.want) {
 		var err error
 		switch {

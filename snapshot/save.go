@@ -110,6 +110,9 @@ func writeImage(w io.Writer, c *mm.Space, since *mm.Since, delta bool, id imageI
 		h.base = since.Base.Image
 	}
 	regions := c.Regions()
+	if len(regions) > maxPayload/regionSize {
+		return Info{}, fmt.Errorf("snapshot: Save: %w: %d regions, more than an image holds (%d)", cow.ErrInvalid, len(regions), maxPayload/regionSize)
+	}
 	st := &streamer{c: c, e: e, ps: uint64(ps), leaf: uint64(ps) * uint64(ps) / 8, regions: regions}
 	err := e.header(h)
 	if err == nil {
