@@ -107,6 +107,7 @@ type encoder struct {
 	pages   uint64
 	regions uint64
 	buf     []byte
+	hash    *payloadHasher // hashes large payloads while they are written; nil: inline
 }
 
 func (e *encoder) write(b []byte) error {
@@ -131,25 +132,59 @@ func (e *encoder) header(h header) error {
 	return e.write(b[:])
 }
 
-// record writes one record whose payload is the concatenation of parts.
+// record writes one record. A large payload is hashed on the hasher's
+// goroutine while it is written (the sum comes after it): on a machine
+// with a spare core a Save to a file costs the write, not the write and
+// the hash.
 func (e *encoder) record(h recHeader, payload []byte) error {
 	var hb [recHeaderSize]byte
 	h.put(hb[:])
-	e.sum = recordSum(e.sum, hb[:], xxh3.Hash(payload))
+	async := e.hash != nil && len(payload) >= asyncMin
+	var ph uint64
+	if async {
+		e.hash.in <- payload
+	} else {
+		ph = xxh3.Hash(payload)
+	}
+	err := e.write(hb[:])
+	if err == nil {
+		err = e.write(payload)
+	}
+	if async {
+		ph = <-e.hash.out // always: the hasher is waiting to hand it over
+	}
+	if err != nil {
+		return err
+	}
+	e.sum = recordSum(e.sum, hb[:], ph)
 	var sb [sumSize]byte
 	binary.LittleEndian.PutUint64(sb[:], e.sum)
-	if err := e.write(hb[:]); err != nil {
-		return err
-	}
-	if err := e.write(payload); err != nil {
-		return err
-	}
 	if err := e.write(sb[:]); err != nil {
 		return err
 	}
 	e.records++
 	return nil
 }
+
+// payloadHasher hashes the payloads handed to it on its own goroutine,
+// one at a time.
+type payloadHasher struct {
+	in  chan []byte
+	out chan uint64
+}
+
+func newPayloadHasher() *payloadHasher {
+	h := &payloadHasher{in: make(chan []byte), out: make(chan uint64)}
+	go func() {
+		for b := range h.in {
+			h.out <- xxh3.Hash(b)
+		}
+	}()
+	return h
+}
+
+// stop ends the hasher's goroutine.
+func (h *payloadHasher) stop() { close(h.in) }
 
 // regionsRecord writes the R record.
 func (e *encoder) regionsRecord(rs []regionEntry) error {

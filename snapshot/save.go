@@ -103,7 +103,8 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 func writeImage(w io.Writer, c *mm.Space, since *mm.Since, delta bool, id imageID) (Info, error) {
 	cw := &countingWriter{w: w}
 	bw := bufio.NewWriterSize(cw, writeBuffer)
-	e := &encoder{w: bw}
+	e := &encoder{w: bw, hash: newPayloadHasher()}
+	defer e.hash.stop()
 	ps := c.PageSize()
 	h := header{delta: delta, pageSize: ps, id: id}
 	if delta {
