@@ -51,6 +51,14 @@ func benchBytes(b *testing.B) int {
 	return n
 }
 
+// benchOrders are the folio configurations the benchmarks run: the
+// default orders (large folios: 64 KiB contpte blocks, 2 MiB huge entries)
+// and order 0 only.
+var benchOrders = []struct {
+	name   string
+	orders cow.OrderSet
+}{{"default", 0}, {"order0", cow.Orders()}}
+
 func median(v []float64) float64 {
 	v = slices.Clone(v)
 	slices.Sort(v)
@@ -163,14 +171,8 @@ func timed(b *testing.B, f func() error) time.Duration {
 func BenchmarkSave(b *testing.B) {
 	size := benchBytes(b)
 	heap := bytes.Repeat([]byte("anonfolio"), size/9+1)[:size]
-	for _, o := range []struct {
-		name   string
-		orders func(g folio.Geometry) cow.OrderSet
-	}{
-		{"default", func(g folio.Geometry) cow.OrderSet { return 0 }},
-		{"order0", func(g folio.Geometry) cow.OrderSet { return cow.Orders() }},
-	} {
-		bs := newBenchSpace(b, size, o.orders(folio.Geometry{}), size+size/4+64<<20)
+	for _, o := range benchOrders {
+		bs := newBenchSpace(b, size, o.orders, size+size/4+64<<20)
 		for _, dest := range []string{"discard", "tmpfs"} {
 			open := func() (io.Writer, func()) { return io.Discard, func() {} }
 			if dest == "tmpfs" {
@@ -364,10 +366,7 @@ func (bs *benchSpace) write1pct(b *testing.B, r int, random bool) {
 // in proportion to the pages written.
 func BenchmarkDeltaSave(b *testing.B) {
 	size := benchBytes(b)
-	for _, o := range []struct {
-		name   string
-		orders cow.OrderSet
-	}{{"default", 0}, {"order0", cow.Orders()}} {
+	for _, o := range benchOrders {
 		for _, random := range []bool{true, false} {
 			name := o.name + map[bool]string{true: "/random", false: "/contiguous"}[random]
 			b.Run(name, func(b *testing.B) {
@@ -402,10 +401,7 @@ func BenchmarkResetTo(b *testing.B) {
 	src := bytes.Repeat([]byte{1}, size)
 	dst := make([]byte, size)
 	copy(dst, src)
-	for _, o := range []struct {
-		name   string
-		orders cow.OrderSet
-	}{{"default", 0}, {"order0", cow.Orders()}} {
+	for _, o := range benchOrders {
 		for _, random := range []bool{true, false} {
 			name := o.name + map[bool]string{true: "/random", false: "/contiguous"}[random]
 			b.Run(name, func(b *testing.B) {
@@ -439,10 +435,7 @@ func BenchmarkResetTo(b *testing.B) {
 // into a Go slice. The goal is at least 0.7× the slice's throughput.
 func BenchmarkLoad(b *testing.B) {
 	size := benchBytes(b)
-	for _, o := range []struct {
-		name   string
-		orders cow.OrderSet
-	}{{"default", 0}, {"order0", cow.Orders()}} {
+	for _, o := range benchOrders {
 		b.Run(o.name, func(b *testing.B) {
 			bs := newBenchSpace(b, size, o.orders, 2*size+size/4+64<<20)
 			var img bytes.Buffer

@@ -136,20 +136,4 @@ func (s *Space) atBaselineLocked(want Baseline) error {
 // (a snapshot's Fork, as it streams: drop-behind). The space is quiesced
 // for it, so that a leaf it shares is left to the other users at the cost
 // of a Close, not of an Unmap (see wrProtectLeft).
-func (s *Space) Discard(addr Addr, length int) error {
-	if err := s.checkRange(addr, length); err != nil {
-		return err
-	}
-	err := s.lockForWrite()
-	defer s.mapLock.Unlock()
-	if err != nil {
-		return err
-	}
-	end := addr + Addr(length)
-	s.quiesceLocked()
-	s.zapRange(addr, end)
-	s.unquiesce()
-	s.removeLocked(addr, end)
-	s.mergeLocked()
-	return nil
-}
+func (s *Space) Discard(addr Addr, length int) error { return s.unmap(addr, length, true) }

@@ -279,7 +279,11 @@ func (s *Space) MapFixed(addr Addr, length int, prot Prot) error {
 
 // Unmap removes the mappings in [addr, addr+length); a part that is not
 // mapped is no error (munmap).
-func (s *Space) Unmap(addr Addr, length int) error {
+func (s *Space) Unmap(addr Addr, length int) error { return s.unmap(addr, length, false) }
+
+// unmap is Unmap, with the space quiesced for the zap if quiesce (see
+// Discard).
+func (s *Space) unmap(addr Addr, length int, quiesce bool) error {
 	if err := s.checkRange(addr, length); err != nil {
 		return err
 	}
@@ -289,6 +293,10 @@ func (s *Space) Unmap(addr Addr, length int) error {
 		return err
 	}
 	end := addr + Addr(length)
+	if quiesce {
+		s.quiesceLocked()
+		defer s.unquiesce()
+	}
 	s.zapRange(addr, end)
 	s.noteReset(addr, end)
 	s.removeLocked(addr, end)
