@@ -136,19 +136,25 @@ func (e *encoder) header(h header) error {
 // goroutine while it is written (the sum comes after it): on a machine
 // with a spare core a Save to a file costs the write, not the write and
 // the hash.
-func (e *encoder) record(h recHeader, payload []byte) error {
+func (e *encoder) record(h recHeader, payload ...[]byte) error {
 	var hb [recHeaderSize]byte
 	h.put(hb[:])
-	async := e.hash != nil && len(payload) >= asyncMin
+	size := 0
+	for _, p := range payload {
+		size += len(p)
+	}
+	async := e.hash != nil && size >= asyncMin
 	var ph uint64
 	if async {
 		e.hash.in <- payload
 	} else {
-		ph = xxh3.Hash(payload)
+		ph = hashParts(payload)
 	}
 	err := e.write(hb[:])
-	if err == nil {
-		err = e.write(payload)
+	for _, p := range payload {
+		if err == nil {
+			err = e.write(p)
+		}
 	}
 	if async {
 		ph = <-e.hash.out // always: the hasher is waiting to hand it over
@@ -166,18 +172,30 @@ func (e *encoder) record(h recHeader, payload []byte) error {
 	return nil
 }
 
+// hashParts returns the XXH3-64 of the concatenation of parts.
+func hashParts(parts [][]byte) uint64 {
+	if len(parts) == 1 {
+		return xxh3.Hash(parts[0])
+	}
+	h := xxh3.New()
+	for _, p := range parts {
+		h.Write(p)
+	}
+	return h.Sum64()
+}
+
 // payloadHasher hashes the payloads handed to it on its own goroutine,
 // one at a time.
 type payloadHasher struct {
-	in  chan []byte
+	in  chan [][]byte
 	out chan uint64
 }
 
 func newPayloadHasher() *payloadHasher {
-	h := &payloadHasher{in: make(chan []byte), out: make(chan uint64)}
+	h := &payloadHasher{in: make(chan [][]byte), out: make(chan uint64)}
 	go func() {
-		for b := range h.in {
-			h.out <- xxh3.Hash(b)
+		for parts := range h.in {
+			h.out <- hashParts(parts)
 		}
 	}()
 	return h
@@ -212,12 +230,16 @@ func (e *encoder) resetsRecord(rs []resetEntry) error {
 	return e.record(recHeader{typ: recResets, n: uint32(len(rs))}, b)
 }
 
-// pagesRecord writes a P record of the pages at addr, whose contents are
-// mem (a whole number of pages, at most maxPayload bytes).
-func (e *encoder) pagesRecord(addr uint64, mem []byte, pageSize int) error {
-	n := len(mem) / pageSize
+// pagesRecord writes a P record of the pages at addr on, whose contents
+// are the concatenation of parts (a whole number of pages, at most
+// maxPayload bytes).
+func (e *encoder) pagesRecord(addr uint64, pageSize int, parts ...[]byte) error {
+	n := 0
+	for _, p := range parts {
+		n += len(p) / pageSize
+	}
 	e.pages += uint64(n)
-	return e.record(recHeader{typ: recPages, n: uint32(n), addr: addr}, mem)
+	return e.record(recHeader{typ: recPages, n: uint32(n), addr: addr}, parts...)
 }
 
 // end writes the E record.

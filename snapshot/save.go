@@ -155,8 +155,9 @@ type streamer struct {
 	leaf    uint64
 	regions []mm.Region
 	runs    []mm.PageRun
-	dropped mm.Addr // everything below is unmapped
-	next    int     // the first region that may hold something not dropped
+	parts   [][]byte // the payload of the record being gathered
+	dropped mm.Addr  // everything below is unmapped
+	next    int      // the first region that may hold something not dropped
 }
 
 // spans writes the pages mapped in each span, in address order.
@@ -182,17 +183,39 @@ func (st *streamer) window(lo, hi mm.Addr) error {
 	if err != nil {
 		return err
 	}
+	// One record for each run of consecutive addresses (up to maxPayload),
+	// whatever frames back them: order-0 pages seldom lie in consecutive
+	// frames, and a record per page would cost a header and two hashes each.
 	a := st.c.Arena()
+	var start uint64
+	size := 0
+	flush := func() error {
+		if len(st.parts) == 0 {
+			return nil
+		}
+		err := st.e.pagesRecord(start, int(st.ps), st.parts...)
+		st.parts, size = st.parts[:0], 0
+		return err
+	}
 	for _, r := range st.runs {
 		mem := a.PageBytes(r.PFN, r.Pages)
-		for off := 0; off < len(mem); off += maxPayload {
-			part := mem[off:min(len(mem), off+maxPayload)]
-			if err := st.e.pagesRecord(uint64(r.Addr)+uint64(off), part, int(st.ps)); err != nil {
-				return err
+		addr := uint64(r.Addr)
+		for len(mem) > 0 {
+			if len(st.parts) > 0 && (start+uint64(size) != addr || size == maxPayload) {
+				if err := flush(); err != nil {
+					return err
+				}
 			}
+			if len(st.parts) == 0 {
+				start = addr
+			}
+			k := min(len(mem), maxPayload-size)
+			st.parts = append(st.parts, mem[:k])
+			size += k
+			mem, addr = mem[k:], addr+uint64(k)
 		}
 	}
-	return nil
+	return flush()
 }
 
 // dropBelow unmaps what the Fork maps below addr.
