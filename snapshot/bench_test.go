@@ -240,10 +240,15 @@ func BenchmarkSaveCopies(b *testing.B) {
 			defer wg.Done()
 			page := bytes.Repeat([]byte{byte(r)}, 64)
 			for i, p := range order {
-				select {
-				case <-done:
-					return
-				default:
+				// Spread the writes over the Save: the i-th waits until
+				// the Save has written i/len(order) of the image.
+				for w.n.Load() < int64(i)*int64(size)/int64(len(order)) {
+					select {
+					case <-done:
+						return
+					default:
+						time.Sleep(10 * time.Microsecond)
+					}
 				}
 				if int64(p*ps) >= w.n.Load() {
 					ahead.Add(1)
@@ -251,9 +256,6 @@ func BenchmarkSaveCopies(b *testing.B) {
 				if _, err := bs.s.WriteAt(page, int64(bs.addr)+int64(p*ps)); err != nil {
 					b.Error(err)
 					return
-				}
-				if i%64 == 63 {
-					time.Sleep(20 * time.Microsecond) // spread the writes over the Save
 				}
 			}
 		}()
@@ -264,7 +266,7 @@ func BenchmarkSaveCopies(b *testing.B) {
 		wg.Wait()
 		copied := float64(bs.s.Stats().CopyBytes-before) / float64(ps)
 		ratios = append(ratios, copied/max(float64(ahead.Load()), 1))
-		b.Logf("round %d: %d pages written ahead of the Save, %.0f copied", r, ahead.Load(), copied)
+		b.Logf("round %d: %d of %d pages written ahead of the Save, %.0f copied", r, ahead.Load(), len(order), copied)
 	}
 	b.ReportMetric(median(ratios), "copies/ahead")
 	b.ReportMetric(0, "ns/op")
