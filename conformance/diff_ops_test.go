@@ -37,21 +37,26 @@ const (
 	opCheck                      // cow.Check over every live space
 	opSplit                      // SplitDeferred: frees the unmapped parts of large folios
 	opWriteProtect               // WriteProtect: no contents change, the next writes fault
+	opSave                       // snapshot.Save, full or delta, loaded into a replica and compared
+	opResetTo                    // Space.ResetTo another space (or itself, or nil)
 	opWord                       // an Accessor's 8-byte load, store, add or CAS, compared
 	nrOps
 )
 
 var opNames = [nrOps]string{"WriteAt", "ReadAt", "Map", "MapFixed", "Unmap", "Protect", "Remap",
-	"Advise", "Fork", "Close", "New", "Pin", "PinWrite", "PinRead", "Release", "Check", "Split", "WriteProtect", "Word"}
+	"Advise", "Fork", "Close", "New", "Pin", "PinWrite", "PinRead", "Release", "Check", "Split", "WriteProtect",
+	"Save", "ResetTo", "Word"}
 
 func (k opKind) String() string { return opNames[k] }
 
 // opWeights are the shares of the 256 opcode values: accesses most, then
-// the calls that change what they see.
+// the calls that change what they see. The operations added last took
+// their values from the end of the table, so that the seed corpus's other
+// opcodes keep their meaning.
 var opWeights = [nrOps]int{
 	opWrite: 46, opRead: 38, opMap: 6, opMapFixed: 14, opUnmap: 10, opProtect: 12, opRemap: 10,
 	opAdvise: 18, opFork: 10, opClose: 4, opNew: 2, opPin: 22, opPinWrite: 16, opPinRead: 10,
-	opRelease: 14, opCheck: 4, opSplit: 4, opWriteProtect: 4, opWord: 12,
+	opRelease: 14, opCheck: 4, opSplit: 4, opWriteProtect: 1, opSave: 2, opResetTo: 1, opWord: 12,
 }
 
 // opTable maps an opcode byte to its operation.

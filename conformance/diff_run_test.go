@@ -16,6 +16,7 @@ import (
 	"github.com/anonfolio/anonfolio/internal/model"
 	"github.com/anonfolio/anonfolio/internal/spacetest"
 	"github.com/anonfolio/anonfolio/pin"
+	"github.com/anonfolio/anonfolio/snapshot"
 )
 
 // Limits of a differential run: they bound the memory it can use, so that
@@ -71,14 +72,15 @@ func newDiffGeometry(g folio.Geometry) diffGeometry {
 // arenaBytes is an arena size the run cannot exhaust: every live space
 // populating all it may in largest folios (its budget outside the leaf
 // region, and in the leaf region what operations aimed at its start can
-// reach), and every pin holding two largest folios nobody maps any more,
-// with a quarter more for folios left partly mapped.
+// reach), as many again for the snapshot replicas and a Load's Fork, and
+// every pin holding two largest folios nobody maps any more, with a quarter
+// more for folios left partly mapped.
 func (g diffGeometry) arenaBytes() int64 {
 	perSpace := g.budget - g.leafPages
 	if g.leafPages > 0 {
 		perSpace += g.winPages + g.maxPages
 	}
-	pages := maxLive*perSpace + maxPins*2*g.maxPages
+	pages := (maxLive+maxReplicas+1)*perSpace + maxPins*2*g.maxPages
 	return int64(pages+pages/4) * int64(g.ps)
 }
 
@@ -115,6 +117,8 @@ type differ struct {
 
 	got, want []byte // read buffers
 
+	replicas []*replica // the spaces the images of Save are loaded into
+
 	ops   int
 	stats [nrOps]map[string]int // outcomes per operation: "ok" or the sentinel
 	trace [traceLen]op
@@ -147,7 +151,8 @@ func (d *differ) fail(format string, args ...any) {
 }
 
 // sentinels are the errors the library may return.
-var sentinels = []error{cow.ErrInvalid, cow.ErrFault, cow.ErrProtection, cow.ErrClosed, pin.ErrFastFailed, folio.ErrNoMemory}
+var sentinels = []error{cow.ErrInvalid, cow.ErrFault, cow.ErrProtection, cow.ErrClosed, pin.ErrFastFailed, folio.ErrNoMemory,
+	snapshot.ErrNoBase, snapshot.ErrCorrupt, snapshot.ErrMismatch}
 
 // sentinel returns the sentinel err wraps, err itself if none.
 func sentinel(err error) error {
@@ -383,6 +388,10 @@ func (d *differ) step(dc *decoder) {
 		d.record(opSplit, sl, 0, 0, 0)
 		d.cur.a = uint64(sl.s.SplitDeferred()) // changes no contents
 		d.outcome(nil)
+	case opSave:
+		d.save(dc)
+	case opResetTo:
+		d.resetTo(dc)
 	}
 	d.trace[d.ops%traceLen] = d.cur
 	d.ops++

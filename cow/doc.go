@@ -21,6 +21,13 @@
 // page it still shares is then the parent's alone again, and writes reuse
 // instead of copying.
 //
+// ResetTo takes a space back to a snapshot of it, at a cost that grows with
+// what the space changed since, not with its size: the loop of a snapshot
+// fuzzer or of a per-request sandbox (fork once, run, reset, run...).
+// Package snapshot saves a space to an io.Writer and loads it back, whole
+// or as deltas of the pages written since the previous image; Pagemap's
+// Written and Regions show what it works from.
+//
 // # Concurrency
 //
 // Every method is safe for concurrent use. A WriteAt lands wholly before or

@@ -62,6 +62,7 @@ type PagemapEntry struct {
 	Cont      bool   // part of a contiguous-PTE (contpte) block
 	Shared    bool   // in a page-table leaf shared with a Fork's child or parent (on-demand fork)
 	Exclusive bool   // AnonExclusive: no other space maps the page, so a write reuses it
+	Written   bool   // written since the space's last snapshot (soft-dirty, pagemap's PM_SOFT_DIRTY)
 }
 
 // Check verifies the library's invariants over the given spaces, which

@@ -65,6 +65,7 @@ type entry struct {
 type Space struct {
 	ps      uint64
 	closed  bool
+	based   bool              // a delta snapshot.Save has a base (snapshot.go)
 	entries map[uint64]*entry // by page number (address / page size)
 }
 
@@ -391,6 +392,7 @@ func (s *Space) Fork() (*Space, error) {
 		return nil, cow.ErrClosed
 	}
 	c := NewSpace(int(s.ps))
+	c.based = s.based
 	for p, e := range s.entries {
 		if e.flags&dontFork != 0 {
 			continue

@@ -9,8 +9,9 @@ import (
 )
 
 // anonPTE is the entry of a page just allocated for a write fault: writable,
-// dirty, young (pte_mkwrite(pte_mkdirty(...)) in do_anonymous_page).
-const anonPTE = pte.Present | pte.Write | pte.Dirty | pte.Young
+// dirty, young (pte_mkwrite(pte_mkdirty(...)) in do_anonymous_page), and
+// marked written (pte_mkdirty sets soft-dirty too).
+const anonPTE = pte.Present | pte.Write | pte.Dirty | pte.Young | pte.SoftDirty
 
 // doAnonymousPage serves a write fault on a none entry (do_anonymous_page)
 // with a folio of the highest enabled order whose naturally aligned range
@@ -37,7 +38,7 @@ func (s *Space) doAnonymousPage(d *pte.Dir, di int, l *pte.Leaf, f *fault) (bool
 	order := best
 	for ; ; order = s.lowerOrder(order) {
 		var err error
-		head, err = s.a.AllocFolio(order, folio.AllocZero)
+		head, err = s.a.AllocFolio(order, f.allocFlags(Addr(l.Addr(i&^(1<<order-1))), 1<<order, s.ps))
 		if err == nil {
 			break
 		}
@@ -207,9 +208,9 @@ func rangeNone(l *pte.Leaf, start, n int) bool {
 // free (counted), or the slot filled meanwhile.
 //
 // +checklocksread:s.mapLock
-func (s *Space) doHugePMDAnonymousPage(d *pte.Dir, di int) (bool, error) {
+func (s *Space) doHugePMDAnonymousPage(d *pte.Dir, di int, af folio.AllocFlags) (bool, error) {
 	order := s.geo.PMDOrder
-	head, err := s.a.AllocFolio(order, folio.AllocZero)
+	head, err := s.a.AllocFolio(order, af)
 	if err != nil {
 		if errors.Is(err, folio.ErrNoMemory) {
 			s.cnt.faultFallback[order].Add(1)

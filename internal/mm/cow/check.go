@@ -18,6 +18,8 @@ import (
 //   - a writable entry maps an AnonExclusive page, and an AnonExclusive
 //     page is mapped at most once across the spaces (so no write can be
 //     seen in two spaces: snapshot isolation);
+//   - a writable entry is marked written (SoftDirty): the writes that take
+//     no fault land only in such pages, so a snapshot's delta sees them;
 //   - every mapped page belongs to an allocated folio, and every folio's
 //     mapcount, entire mapcount and owner tracking equal what the tables
 //     hold, and its refcount is at least its mappings plus its pins; in
@@ -221,6 +223,9 @@ func (c *checker) huge(s *Space, d *pte.Dir, di int, slot Addr, leafSize uint64,
 	if h.Write() && !c.a.PagesAnonExclusive(head, n) {
 		return fmt.Errorf("writable huge entry at %#x maps folio %#x whose pages are not all AnonExclusive", uint64(slot), uint64(head))
 	}
+	if h.Write() && !h.SoftDirty() {
+		return fmt.Errorf("writable huge entry at %#x (%v) is not marked written: writes through it escape a snapshot's delta", uint64(slot), h)
+	}
 	for k := range n {
 		c.pageMaps[int(head)+k]++
 	}
@@ -280,6 +285,9 @@ func (c *checker) leaf(s *Space, l *pte.Leaf, first bool) (int64, error) {
 		}
 		if e.Write() && !c.a.PageAnonExclusive(e.PFN()) {
 			return 0, fmt.Errorf("writable entry at %#x maps pfn %#x, which is not AnonExclusive", uint64(addr), uint64(e.PFN()))
+		}
+		if e.Write() && !l.Get(i).SoftDirty() {
+			return 0, fmt.Errorf("writable entry at %#x (%v) is not marked written: writes through it escape a snapshot's delta", uint64(addr), e)
 		}
 		c.pageMaps[e.PFN()]++
 		c.use(head, owner, 1, false)

@@ -35,6 +35,7 @@ type fault struct {
 	data    []byte // within the page at addr; nil unless a write
 	applied bool   // data was stored into the page now mapped at addr
 	order   int    // the largest folio order the fault tried to allocate (for errors)
+	over    span   // the caller overwrites this range whole (see overwrite.go)
 }
 
 // handleFault resolves a fault (handle_mm_fault): when it returns nil, the
@@ -77,8 +78,11 @@ func (f *fault) store(page []byte, ps uint64) {
 	}
 }
 
-// wholePage reports whether f's data covers the whole page.
-func (f *fault) wholePage(ps uint64) bool { return uint64(len(f.data)) == ps }
+// wholePage reports whether f's data covers the whole page, or the caller
+// overwrites it.
+func (f *fault) wholePage(ps uint64) bool {
+	return uint64(len(f.data)) == ps || f.allocFlags(f.addr&^Addr(ps-1), 1, ps) == 0
+}
 
 // faultOnce makes one attempt. done false with no error means the state
 // changed under it (a lost race, a split, a discarded copy): try again.
@@ -94,7 +98,7 @@ func (s *Space) faultOnce(r region, f *fault) (done bool, err error) {
 	if l == nil {
 		if f.flags&faultWrite != 0 && s.pmdFits(r, Addr(d.Addr(di))) {
 			f.order = s.geo.PMDOrder
-			if done, err := s.doHugePMDAnonymousPage(d, di); done || err != nil {
+			if done, err := s.doHugePMDAnonymousPage(d, di, f.allocFlags(Addr(d.Addr(di)), s.geo.TableEntries, s.ps)); done || err != nil {
 				return done, err
 			}
 		}
@@ -155,7 +159,7 @@ func (s *Space) faultLeaf(d *pte.Dir, di int, l *pte.Leaf, f *fault) (bool, erro
 		l.Unlock()
 		return false, protErr(addr, write)
 	case write && e.Write():
-		l.SetAccessFlags(i, e.MkDirty().MkYoung()) // spurious: set the access bits
+		l.SetAccessFlags(i, e.MkDirty().MkYoung().MkSoftDirty()) // spurious: set the access bits
 		l.Unlock()
 		return true, nil
 	case !write && (!unshare || e.Write()):

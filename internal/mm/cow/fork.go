@@ -53,27 +53,33 @@ func (s *Space) fork() (*Space, error) {
 	}
 	s.quiesceLocked()
 	testhook.Run(testhook.ForkBeforeCopy)
-	err = s.copyRegionsLocked(child)
+	err = s.copyRegionsLocked(child, false)
 	s.unquiesce()
 	return child, err
 }
 
-// copyRegionsLocked gives child the regions and their mappings.
+// copyRegionsLocked gives child the regions and their mappings, and the
+// baseline state (baseline.go); with all, every region whatever its advice
+// (a snapshot's Fork).
 //
 // Preconditions: s.mapLock is held for writing; child is not yet visible
 // to anyone.
 // +checklocks:s.mapLock
-func (s *Space) copyRegionsLocked(child *Space) error {
+func (s *Space) copyRegionsLocked(child *Space, all bool) error {
 	child.mapLock.Lock()
 	defer child.mapLock.Unlock()
 	child.mapHint = s.mapHint
+	s.inheritTracking(child)
 	for _, r := range s.regions {
-		if r.flags&dontFork != 0 {
+		if r.flags&(dontFork|wipeOnFork) != 0 && !all {
+			child.noteReset(r.start, r.end) // the child does not have the base's contents there
+		}
+		if r.flags&dontFork != 0 && !all {
 			continue
 		}
 		r.hint = new(faultHint) // the child's faults are its own
 		child.regions = append(child.regions, r)
-		if r.flags&wipeOnFork != 0 {
+		if r.flags&wipeOnFork != 0 && !all {
 			continue
 		}
 		if err := s.copyRange(child, r); err != nil {
@@ -170,7 +176,7 @@ func (s *Space) copyLeaf(child *Space, src *pte.Leaf, lo, hi int, r region) erro
 				s.shareBatch(child, src, dst, i+k, 1, head, pfn)
 				continue
 			}
-			if err := s.copyPinnedPage(child, dst, i+k, pfn, r); err != nil {
+			if err := s.copyPinnedPage(child, dst, i+k, pfn, src.Get(i+k).SoftDirty(), r); err != nil {
 				return err
 			}
 		}
@@ -196,18 +202,23 @@ func (s *Space) shareBatch(child *Space, src, dst *pte.Leaf, i, n int, head, pfn
 
 // copyPinnedPage gives the child its own copy of an exclusive page of a
 // pinned folio (copy_present_page); the parent's entry is left as it is,
-// writable and exclusive, so the pin stays coherent with the parent.
+// writable and exclusive, so the pin stays coherent with the parent. The
+// copy is marked written if the parent's page is, and writable only then
+// (a writable entry is always marked written: see softdirty.go).
 //
 // +checklocks:dst.mu
-func (s *Space) copyPinnedPage(child *Space, dst *pte.Leaf, i int, pfn folio.PFN, r region) error {
-	newPage, err := s.a.AllocFolio(0, 0)
+func (s *Space) copyPinnedPage(child *Space, dst *pte.Leaf, i int, pfn folio.PFN, written bool, r region) error {
+	newPage, err := child.allocCopy()
 	if err != nil {
 		return err
 	}
 	copyPage(s.a.PageBytes(newPage, 1), s.a.PageBytes(pfn, 1), -1)
 	flags := pte.Present | pte.Dirty | pte.Young
-	if r.prot.writable() {
-		flags |= pte.Write
+	if written {
+		flags |= pte.SoftDirty
+		if r.prot.writable() {
+			flags |= pte.Write
+		}
 	}
 	if !r.prot.readable() {
 		flags |= pte.ProtNone

@@ -18,6 +18,7 @@ type PagemapEntry struct {
 	Cont      bool   // part of a contiguous-PTE (contpte) block
 	Shared    bool   // in a page-table leaf shared with a Fork's child or parent (on-demand fork)
 	Exclusive bool   // AnonExclusive: no other space maps the page, so a write reuses it
+	Written   bool   // written since the space's last snapshot (soft-dirty, pagemap's PM_SOFT_DIRTY)
 }
 
 // Pagemap returns what maps addr, read without a lock: a snapshot that may
@@ -40,6 +41,7 @@ func (s *Space) Pagemap(addr Addr) (PagemapEntry, bool) {
 		return PagemapEntry{}, false
 	}
 	m.Zero, m.Writable, m.Dirty, m.Young, m.Cont = e.Zero(), e.Write(), e.Dirty(), e.Young(), e.Cont()
+	m.Written = e.SoftDirty()
 	if !m.Zero {
 		m.PFN = uint64(e.PFN())
 		m.Exclusive = s.a.PageAnonExclusive(e.PFN())

@@ -147,7 +147,9 @@ func (s *Space) dropSharedLeaf(d *pte.Dir, di int, l *pte.Leaf) bool {
 		return false
 	}
 	pages := l.Pages()
-	s.wrProtectLeft(l, s.closed.Load())
+	// Quiesced (wpSeq odd: only the holder of the map lock for writing can
+	// have made it so), no reader of this space is in flight, as in Close.
+	s.wrProtectLeft(l, s.closed.Load() || s.wpSeq.Load()&1 != 0)
 	if d.UnlinkLeafLocked(di, l) {
 		s.moveAccounting(l, folio.MMID(l.Users()[0]))
 	}
@@ -162,8 +164,9 @@ func (s *Space) dropSharedLeaf(d *pte.Dir, di int, l *pte.Leaf) bool {
 // the pages no longer exclusive, the next writer sees those references and
 // copies, instead of writing under the reader.
 //
-// A Close (closing) has quiesced the space and holds its map lock for
-// writing: no reader of its own is in flight. What it must still protect is
+// A Close (closing), or any zap of a space quiesced with its map lock held
+// for writing (ResetTo, a snapshot's drop-behind), has no reader of its own
+// in flight. What it must still protect is
 // a reference that outlives it, a Get taken before the Fork (cow.c's
 // "vmsplice() before fork(), unmap in parent", with exit for munmap): only
 // the folios whose references exceed their mappings are write-protected, so

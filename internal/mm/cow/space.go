@@ -63,6 +63,17 @@ type Space struct {
 	// will find its entry changed and discard itself).
 	copies copyTable
 
+	// track is the baseline state: what a snapshot's delta needs beyond
+	// the written marks (baseline.go).
+	track tracking
+	// reserve holds the pages a ResetTo reserved for the copies it makes.
+	// +checklocks:mapLock
+	reserve []folio.PFN
+	// mended are the slots the last ResetTo mended entry by entry
+	// (reset.go), by address.
+	// +checklocks:mapLock
+	mended map[uint64]mendedLeaf
+
 	cnt counters
 }
 

@@ -276,6 +276,7 @@ func (s *Space) MapFixed(addr Addr, length int, prot Prot) error {
 	}
 	end := addr + Addr(length)
 	s.zapRange(addr, end)
+	s.noteReset(addr, end)
 	s.removeLocked(addr, end)
 	s.insertLocked(region{start: addr, end: end, prot: prot})
 	return nil
@@ -283,7 +284,11 @@ func (s *Space) MapFixed(addr Addr, length int, prot Prot) error {
 
 // Unmap removes the mappings in [addr, addr+length); a part that is not
 // mapped is no error (munmap).
-func (s *Space) Unmap(addr Addr, length int) error {
+func (s *Space) Unmap(addr Addr, length int) error { return s.unmap(addr, length, false) }
+
+// unmap is Unmap, with the space quiesced for the zap if quiesce (see
+// Discard).
+func (s *Space) unmap(addr Addr, length int, quiesce bool) error {
 	if err := s.checkRange(addr, length); err != nil {
 		return err
 	}
@@ -293,7 +298,12 @@ func (s *Space) Unmap(addr Addr, length int) error {
 		return err
 	}
 	end := addr + Addr(length)
+	if quiesce {
+		s.quiesceLocked()
+		defer s.unquiesce()
+	}
 	s.zapRange(addr, end)
+	s.noteReset(addr, end)
 	s.removeLocked(addr, end)
 	s.mergeLocked()
 	return nil
@@ -398,6 +408,8 @@ func (s *Space) Remap(old Addr, length int, new Addr) error {
 		return fmt.Errorf("%w: Remap source %#x+%#x is not within one region", ErrFault, uint64(old), length)
 	}
 	s.zapRange(new, newEnd)
+	s.noteReset(new, newEnd)
+	s.noteReset(old, oldEnd) // the moved pages are marked written at new
 	s.removeLocked(new, newEnd)
 	s.movePTEs(old, new, uint64(length))
 	s.removeLocked(old, oldEnd)
@@ -429,6 +441,7 @@ func (s *Space) Advise(addr Addr, length int, advice Advice) error {
 			return unmappedErr("Advise", addr, length)
 		}
 		s.zapRange(addr, end)
+		s.noteReset(addr, end)
 		return nil
 	}
 	var set, clear regionFlags

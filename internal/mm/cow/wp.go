@@ -42,7 +42,7 @@ func (s *Space) doWPPage(d *pte.Dir, di int, l *pte.Leaf, i int, e pte.PTE, f *f
 		}
 		// wp_page_reuse: only the faulting entry becomes writable; that
 		// unfolds its block, which folds again once it is uniform.
-		l.SetAccessFlags(i, e.MkWrite().MkDirty().MkYoung())
+		l.SetAccessFlags(i, e.MkWrite().MkDirty().MkYoung().MkSoftDirty())
 		l.TryFold(i)
 		l.Unlock()
 		f.r.hint.recordOne(&f.r.hint.cow, f.addr, s.ps) // a scan that reuses some pages goes on
@@ -166,8 +166,8 @@ func (s *Space) wpPageCopy(d *pte.Dir, di int, l *pte.Leaf, i int, orig pte.PTE,
 func (s *Space) installCopy(l *pte.Leaf, i int, newPage folio.PFN, flags pte.PTE) {
 	s.a.FolioAddMapcount(newPage, 1, s.mm)
 	s.a.SetPageAnonExclusive(newPage, 1)
-	l.Clear(i, 1)
-	l.Set(i, pte.Mk(newPage, flags))
+	written := l.Clear(i, 1) & pte.SoftDirty // an unshare's copy keeps it
+	l.Set(i, pte.Mk(newPage, flags|written))
 }
 
 // copyDone ends a copy of oldHead's folio in flight and drops n
@@ -299,8 +299,8 @@ func (s *Space) wpFolioCopy(d *pte.Dir, di int, l *pte.Leaf, i, start int, e pte
 	s.a.FolioGet(newHead, n-1)
 	s.a.FolioAddMapcount(newHead, n, s.mm)
 	s.a.SetPageAnonExclusive(newHead, n)
-	l.Clear(start, n)
-	l.SetPTEs(start, pte.Mk(newHead, copiedPTE(flags)), n)
+	written := l.Clear(start, n) & pte.SoftDirty // gathered: the copy is one unit
+	l.SetPTEs(start, pte.Mk(newHead, copiedPTE(flags)|written), n)
 	s.deferIfPartial(head, s.a.FolioSubMapcount(head, n, s.mm), Addr(l.Addr(start)))
 	l.Unlock()
 	s.copyEnd(head)
@@ -333,7 +333,7 @@ func (s *Space) hugeFault(d *pte.Dir, di int, flags faultFlags) (bool, error) {
 		d.Unlock()
 		return true, nil
 	case write && h.Write():
-		d.SetHugeAccessLocked(di, pte.Dirty|pte.Young)
+		d.SetHugeAccessLocked(di, pte.Dirty|pte.Young|pte.SoftDirty)
 		d.Unlock()
 		return true, nil
 	}
@@ -341,7 +341,7 @@ func (s *Space) hugeFault(d *pte.Dir, di int, flags faultFlags) (bool, error) {
 	if s.a.PagesAnonExclusive(head, n) || s.mayReuse(head, s.geo.PMDOrder) {
 		s.a.SetPageAnonExclusive(head, n)
 		if write {
-			d.SetHugeAccessLocked(di, pte.Write|pte.Dirty|pte.Young)
+			d.SetHugeAccessLocked(di, pte.Write|pte.Dirty|pte.Young|pte.SoftDirty)
 			s.cnt.wpReuse.Add(1)
 		}
 		d.Unlock()
@@ -393,8 +393,8 @@ func (s *Space) hugeCopy(d *pte.Dir, di int, h pte.PTE, flags faultFlags) (bool,
 	}
 	s.a.FolioAddEntireMapcount(newHead, s.mm)
 	s.a.SetPageAnonExclusive(newHead, n)
-	d.ClearHugeLocked(di)
-	d.SetHugeLocked(di, pte.Mk(newHead, copiedPTE(flags)))
+	written := d.ClearHugeLocked(di) & pte.SoftDirty
+	d.SetHugeLocked(di, pte.Mk(newHead, copiedPTE(flags)|written))
 	s.deferIfPartial(head, s.a.FolioSubEntireMapcount(head, s.mm), Addr(d.Addr(di)))
 	d.Unlock()
 	s.copyDone(head, 2, false)

@@ -8,7 +8,7 @@ import (
 
 // anyFlags are the entry bits a zap or a move does not care about when it
 // batches the entries of one folio.
-const anyFlags = pte.Write | pte.Dirty | pte.Young | pte.ProtNone
+const anyFlags = pte.Write | pte.Dirty | pte.Young | pte.ProtNone | pte.SoftDirty
 
 // slots iterates over the directory slots that exist and overlap a range,
 // with the part of each slot's range that falls inside:
@@ -228,7 +228,7 @@ func (s *Space) changeProtSlot(d *pte.Dir, di int, lo, hi uint64, prot Prot, set
 		if h := d.Huge(di); h.Present() {
 			if s.wholeSlot(d, di, lo, hi) {
 				d.ChangeProtHugeLocked(di, set, clear)
-				if prot.writable() && s.a.PagesAnonExclusive(h.PFN(), s.geo.TableEntries) {
+				if prot.writable() && h.SoftDirty() && s.a.PagesAnonExclusive(h.PFN(), s.geo.TableEntries) {
 					d.ChangeProtHugeLocked(di, pte.Write, 0)
 				}
 				d.Unlock()
@@ -251,15 +251,18 @@ func (s *Space) changeProtSlot(d *pte.Dir, di int, lo, hi uint64, prot Prot, set
 }
 
 // mkWritableLocked makes the AnonExclusive pages among entries [lo, hi)
-// writable: a whole exclusive batch at once (its blocks stay folded), a
-// mixed batch page by page; then it refolds the blocks that became uniform.
+// that are marked written writable: a whole exclusive batch at once (its
+// blocks stay folded), a mixed batch page by page; then it refolds the
+// blocks that became uniform. A page not marked written stays read-only, as
+// can_change_pte_writable refuses under soft-dirty tracking: its next write
+// faults, reuses it and marks it.
 //
 // Preconditions: the PTL of l is held.
 // +checklocks:l.mu
 func (s *Space) mkWritableLocked(l *pte.Leaf, lo, hi int) {
 	for i := lo; i < hi; {
 		e := l.GetRaw(i)
-		if e.None() || e.Zero() || e.Write() {
+		if e.None() || e.Zero() || e.Write() || !e.SoftDirty() {
 			i++
 			continue
 		}
@@ -312,7 +315,9 @@ func (s *Space) movePTEs(old, new Addr, length uint64) {
 				if dd != sd {
 					dd.Lock()
 				}
-				if !dd.SetHugeLocked(dd.Index(dst), h) {
+				// Moved entries are marked written (move_soft_dirty_pte):
+				// a snapshot's delta carries them to their new place.
+				if !dd.SetHugeLocked(dd.Index(dst), h.MkSoftDirty()) {
 					panic("cow: Remap target slot not empty after it was unmapped")
 				}
 				if dd != sd {
@@ -378,7 +383,7 @@ func (s *Space) moveLeafRange(sl *pte.Leaf, si int, dl *pte.Leaf, di, n int) {
 		default:
 			_, m := s.batchAt(sl, si+k, si+n, e, pte.Dirty|pte.Young)
 			g := sl.Clear(si+k, m)
-			dl.SetPTEs(di+k, g, m)
+			dl.SetPTEs(di+k, g.MkSoftDirty(), m) // move_soft_dirty_pte
 			k += m
 		}
 	}

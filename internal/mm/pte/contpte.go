@@ -140,7 +140,9 @@ func (l *Leaf) RunRaw(i, max int, e PTE) int {
 // Preconditions: the PTL is held.
 // +checklocks:l.mu
 func (l *Leaf) SetPTEs(i int, p PTE, nr int) {
+	l.changed()
 	p = p.mkNonCont()
+	l.noteWritten(p)
 	if nr == 1 || p.Zero() {
 		for k := range nr {
 			l.Set(i+k, p)
@@ -173,7 +175,9 @@ func (l *Leaf) SetPTEs(i int, p PTE, nr int) {
 // Preconditions: the PTL is held.
 // +checklocks:l.mu
 func (l *Leaf) Set(i int, p PTE) {
+	l.changed()
 	p = p.mkNonCont()
+	l.noteWritten(p)
 	old := l.raw(i)
 	if old.Cont() {
 		l.unfold(i)
@@ -260,6 +264,7 @@ func (l *Leaf) unfold(i int) { l.convert(l.blockStart(i), false) }
 // block, or none, or the repainted block, never a mix that it would accept.
 // +checklocks:l.mu
 func (l *Leaf) convert(s int, fold bool) {
+	l.changed()
 	n := l.contPTEs()
 	var access PTE
 	var first PTE
@@ -309,6 +314,7 @@ func takesAwayEntry(old, p PTE) bool {
 // Preconditions: the PTL is held.
 // +checklocks:l.mu
 func (l *Leaf) Clear(i, nr int) PTE {
+	l.changed()
 	l.unfoldPartial(i, nr)
 	var first, access PTE
 	for k := i; k < i+nr; k++ {
@@ -345,6 +351,7 @@ func (l *Leaf) WrProtect(i, nr int) { l.ChangeProt(i, nr, 0, Write) }
 // Preconditions: the PTL is held.
 // +checklocks:l.mu
 func (l *Leaf) ChangeProt(i, nr int, set, clear PTE) {
+	l.changed()
 	set &= Write | ProtNone
 	clear &= Write | ProtNone
 	l.unfoldPartial(i, nr)
@@ -379,7 +386,9 @@ func (l *Leaf) ChangeProt(i, nr int, set, clear PTE) {
 // +checklocks:l.mu
 // +checklocks:dst.mu
 func (l *Leaf) CopyPTEs(dst *Leaf, i, nr int, wrprotect bool) {
+	dst.changed()
 	if wrprotect {
+		l.changed()
 		l.unfoldPartial(i, nr)
 	}
 	n := l.contPTEs()
@@ -401,6 +410,7 @@ func (l *Leaf) CopyPTEs(dst *Leaf, i, nr int, wrprotect bool) {
 			panic(fmt.Sprintf("pte: CopyPTEs over entry %d that maps %v", k, old))
 		}
 		dst.setUnpublished(k, e.MkOld())
+		dst.noteWritten(e)
 		dst.nr++
 		if e.Zero() {
 			dst.zero++
@@ -429,7 +439,9 @@ func (l *Leaf) setUnpublished(k int, p PTE) {
 // Preconditions: the PTL is held.
 // +checklocks:l.mu
 func (l *Leaf) SetAccessFlags(i int, entry PTE) bool {
+	l.changed()
 	add := uint64(entry & (Write | accessBits))
+	l.noteWritten(entry)
 	old := l.raw(i)
 	if !old.Cont() {
 		return l.entry(i).Or(add)&add != add
@@ -448,7 +460,20 @@ func (l *Leaf) SetAccessFlags(i int, entry PTE) bool {
 	return l.entry(i).Or(add)&add != add
 }
 
-// ClearAccessFlags clears Dirty and/or Young (as given in bits) on entries
+// ClearSoftDirty write-protects entries [i, i+nr) and clears their
+// SoftDirty (clear_refs' clear_soft_dirty): the next write to each faults
+// and marks it again. On a block SoftDirty is cleared on all its entries;
+// the range is expected to cover whole blocks, as a walk that reads the
+// gathered bits does.
+//
+// Preconditions: the PTL is held.
+// +checklocks:l.mu
+func (l *Leaf) ClearSoftDirty(i, nr int) {
+	l.ChangeProt(i, nr, 0, Write)
+	l.ClearAccessFlags(i, nr, SoftDirty)
+}
+
+// ClearAccessFlags clears Dirty, Young and/or SoftDirty (as given in bits) on entries
 // [i, i+nr); on a block they are cleared on all its entries, since they are
 // the block's (contpte_clear_young_dirty_ptes). It reports whether any was
 // set.
@@ -456,6 +481,7 @@ func (l *Leaf) SetAccessFlags(i int, entry PTE) bool {
 // Preconditions: the PTL is held.
 // +checklocks:l.mu
 func (l *Leaf) ClearAccessFlags(i, nr int, bits PTE) bool {
+	l.changed()
 	bits &= accessBits
 	lo, hi := i, i+nr
 	if l.raw(i).Cont() {

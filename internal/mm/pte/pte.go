@@ -26,9 +26,15 @@ const (
 	flagMask = 1<<pfnShift - 1
 
 	// accessBits are the bits hardware would set on access: gathered over a
-	// contpte block, ignored when deciding whether entries match.
-	accessBits = Dirty | Young
+	// contpte block, ignored when deciding whether entries match. SoftDirty
+	// is one of them: a block is tracked as a unit, and an entry's mapping
+	// does not change when its written state does.
+	accessBits = Dirty | Young | SoftDirty
 )
+
+// SoftDirty marks a page written since the space's last snapshot cleared
+// the bit (soft-dirty, _PAGE_SOFT_DIRTY). A flag bit like the others.
+const SoftDirty = ProtNone << 1
 
 // ZeroPTE maps the shared zero page: present, read-only, special.
 const ZeroPTE = Present | Zero
@@ -57,6 +63,10 @@ func (p PTE) Dirty() bool { return p&Dirty != 0 }
 // Young reports whether the page was accessed (pte_young).
 func (p PTE) Young() bool { return p&Young != 0 }
 
+// SoftDirty reports whether the page was written since the space's last
+// snapshot cleared the bit (pte_soft_dirty).
+func (p PTE) SoftDirty() bool { return p&SoftDirty != 0 }
+
 // Cont reports whether the entry is part of a contpte block (pte_cont).
 func (p PTE) Cont() bool { return p&Cont != 0 }
 
@@ -83,6 +93,12 @@ func (p PTE) MkDirty() PTE { return p | Dirty }
 // MkClean returns p clean (pte_mkclean).
 func (p PTE) MkClean() PTE { return p &^ Dirty }
 
+// MkSoftDirty returns p marked written (pte_mksoft_dirty).
+func (p PTE) MkSoftDirty() PTE { return p | SoftDirty }
+
+// ClearSoftDirty returns p not marked written (pte_clear_soft_dirty).
+func (p PTE) ClearSoftDirty() PTE { return p &^ SoftDirty }
+
 // MkYoung returns p young (pte_mkyoung).
 func (p PTE) MkYoung() PTE { return p | Young }
 
@@ -106,7 +122,7 @@ func SameMapping(a, b PTE) bool {
 	return a&^ignore == b&^ignore
 }
 
-// String formats an entry for errors and tests: "pfn 0x12 P W D Y C".
+// String formats an entry for errors and tests: "pfn 0x12 P W D Y C S".
 func (p PTE) String() string {
 	if p.None() {
 		return "none"
@@ -116,7 +132,7 @@ func (p PTE) String() string {
 	for _, f := range []struct {
 		bit  PTE
 		name string
-	}{{Present, "P"}, {Write, "W"}, {Dirty, "D"}, {Young, "Y"}, {Cont, "C"}, {Zero, "Z"}, {ProtNone, "N"}} {
+	}{{Present, "P"}, {Write, "W"}, {Dirty, "D"}, {Young, "Y"}, {Cont, "C"}, {Zero, "Z"}, {ProtNone, "N"}, {SoftDirty, "S"}} {
 		if p&f.bit != 0 {
 			b.WriteString(" " + f.name)
 		}

@@ -97,6 +97,14 @@ type Leaf struct {
 	// on a page through this leaf: a space that closes while sharing the
 	// leaf looks for such references only in leaves that carry it.
 	maybeHeld atomic.Bool
+	// maybeWritten is a sticky hint that an entry was stored with
+	// SoftDirty: a leaf without it has no entry marked written, so a
+	// snapshot that looks for written pages skips it whole.
+	maybeWritten atomic.Bool
+	// mods counts the calls that changed entries (bumped under the PTL
+	// by every primitive that stores one): equal counts read at two
+	// instants mean the entries did not change in between.
+	mods atomic.Uint64
 
 	// tlbGen is the leaf's TLB generation, what software TLBs (cow's
 	// Accessor, the seqlock reads) validate a translation against: bumped
@@ -470,6 +478,16 @@ func (d *Dir) SetHugeAccessLocked(i int, entry PTE) bool {
 	return d.hugeEntry(i).Or(add)&add != add
 }
 
+// ClearSoftDirtyHugeLocked write-protects slot i's huge entry and clears its
+// SoftDirty (clear_soft_dirty_pmd).
+//
+// Preconditions: d's lock is held.
+// +checklocks:d.mu
+func (d *Dir) ClearSoftDirtyHugeLocked(i int) {
+	d.hugeEntry(i).And(^uint64(Write | SoftDirty))
+	d.flushTLB(i)
+}
+
 // SplitHugeLocked replaces slot i's huge entry by a leaf of PTEs that map
 // the same folio with the same permissions, every block folded
 // (__split_huge_pmd_locked). It returns the leaf. Lockless walkers see the
@@ -588,3 +606,29 @@ func (l *Leaf) SetMaybeHeld() {
 
 // ClearMaybePinned clears the hint once no folio the leaf maps is pinned.
 func (l *Leaf) ClearMaybePinned() { l.maybePinned.Store(false) }
+
+// MaybeWritten reports the sticky hint that an entry of the leaf was
+// stored marked written (SoftDirty).
+func (l *Leaf) MaybeWritten() bool { return l.maybeWritten.Load() }
+
+// ClearMaybeWritten clears the hint once no entry is marked written.
+//
+// Preconditions: the PTL is held.
+// +checklocks:l.mu
+func (l *Leaf) ClearMaybeWritten() { l.maybeWritten.Store(false) }
+
+// Mods returns the leaf's modification count: if it reads the same at two
+// instants, no entry changed in between.
+func (l *Leaf) Mods() uint64 { return l.mods.Load() }
+
+// changed bumps the modification count; every primitive that stores an
+// entry calls it, under the PTL.
+func (l *Leaf) changed() { l.mods.Add(1) }
+
+// noteWritten sets the hint if p is marked written. Every store of an
+// entry that may carry SoftDirty calls it, under the PTL.
+func (l *Leaf) noteWritten(p PTE) {
+	if p&SoftDirty != 0 && !l.maybeWritten.Load() {
+		l.maybeWritten.Store(true)
+	}
+}
