@@ -55,6 +55,8 @@ func Example() {
 // Quiesce makes the image's instant one where the caller's own structures
 // are consistent: the writers that hold the lock are kept out for the
 // microseconds of the Fork, and carry on while the image streams.
+//
+// +checklocksignore
 func ExampleOptions_quiesce() {
 	a, _ := folio.NewArena(folio.Config{Size: 64 << 20})
 	defer a.Close()

@@ -136,9 +136,13 @@ func (s *Space) Baseline() Baseline {
 // LockSnapshots and UnlockSnapshots bracket a snapshot operation on the
 // space (a Save of it, a Load into it): they run one at a time, so that
 // each baseline follows the last.
+//
+// +checklocksignore: the lock is taken here and released by UnlockSnapshots.
 func (s *Space) LockSnapshots() { s.track.snapMu.Lock() }
 
 // UnlockSnapshots ends what LockSnapshots began.
+//
+// +checklocksignore: the lock was taken by LockSnapshots.
 func (s *Space) UnlockSnapshots() { s.track.snapMu.Unlock() }
 
 // Since is what a snapshot Fork took from the space at its instant: the

@@ -92,6 +92,7 @@ func (s *Space) copyRegionsLocked(child *Space, all bool) error {
 // copyRange copies the mappings of region r into child.
 //
 // +checklocks:s.mapLock
+// +checklocks:child.mapLock
 func (s *Space) copyRange(child *Space, r region) error {
 	for it := s.slots(r.start, r.end); it.next(); {
 		if it.d.Huge(it.di).Present() && s.copyHuge(child, it.d, it.di) {
@@ -144,6 +145,7 @@ func (s *Space) copyHuge(child *Space, d *pte.Dir, di int) bool {
 // (copy_pte_range), one folio batch at a time (copy_present_ptes).
 //
 // +checklocks:s.mapLock
+// +checklocks:child.mapLock
 func (s *Space) copyLeaf(child *Space, src *pte.Leaf, lo, hi int, r region) error {
 	cd := child.table.DirAlloc(src.Base())
 	dst := cd.LeafAlloc(cd.Index(src.Base()))
@@ -207,6 +209,7 @@ func (s *Space) shareBatch(child *Space, src, dst *pte.Leaf, i, n int, head, pfn
 // (a writable entry is always marked written: see softdirty.go).
 //
 // +checklocks:dst.mu
+// +checklocks:child.mapLock
 func (s *Space) copyPinnedPage(child *Space, dst *pte.Leaf, i int, pfn folio.PFN, written bool, r region) error {
 	newPage, err := child.allocCopy()
 	if err != nil {

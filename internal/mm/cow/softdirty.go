@@ -89,7 +89,9 @@ func (s *Space) takeWrittenHuge(d *pte.Dir, di int, out []Span) []Span {
 // space's own copy of l if other spaces than snapshot use it and it holds
 // a mark.
 //
-// +checklocks:s.mapLock
+// Preconditions: s.mapLock is held.
+// +checklocksignore: l is re-read after an unshare and locked in a loop,
+// which checklocks cannot follow; every path unlocks the leaf it locked.
 func (s *Space) takeWrittenLeaf(d *pte.Dir, di int, l *pte.Leaf, snapshot *Space, out []Span) []Span {
 	for {
 		l.Lock()

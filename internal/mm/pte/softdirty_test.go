@@ -55,29 +55,41 @@ func TestMaybeWrittenHint(t *testing.T) {
 		name  string
 		store func(l *Leaf)
 	}{
-		{"Set", func(l *Leaf) { l.Set(5, Mk(5, Present|Write|SoftDirty)) }},
-		{"SetPTEs", func(l *Leaf) { l.SetPTEs(16, Mk(16, Present|Write|SoftDirty), 16) }},
+		{"Set", func(l *Leaf) {
+			l.Lock()
+			defer l.Unlock()
+			l.Set(5, Mk(5, Present|Write|SoftDirty))
+		}},
+		{"SetPTEs", func(l *Leaf) {
+			l.Lock()
+			defer l.Unlock()
+			l.SetPTEs(16, Mk(16, Present|Write|SoftDirty), 16)
+		}},
 		{"SetAccessFlags", func(l *Leaf) {
+			l.Lock()
+			defer l.Unlock()
 			l.Set(5, Mk(5, Present))
 			l.SetAccessFlags(5, Mk(5, Present|Write|SoftDirty))
 		}},
 		{"CopyPTEs", func(l *Leaf) {
 			src := testLeaf(t, 4096, 4)
 			src.Lock()
+			defer src.Unlock()
+			l.Lock()
+			defer l.Unlock()
 			src.Set(9, Mk(9, Present|SoftDirty))
 			src.CopyPTEs(l, 0, l.Len(), false)
-			src.Unlock()
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			l := testLeaf(t, 4096, 4)
-			l.Lock()
-			defer l.Unlock()
-			c.store(l)
+			c.store(l) // locks the leaf itself
 			if !l.MaybeWritten() {
 				t.Fatal("a store of a marked entry left the hint clear")
 			}
+			l.Lock()
 			l.ClearMaybeWritten()
+			l.Unlock()
 			if l.MaybeWritten() {
 				t.Fatal("ClearMaybeWritten")
 			}
@@ -109,6 +121,7 @@ func TestClearSoftDirtyHuge(t *testing.T) {
 // TestModsCountsEveryChange: every primitive that stores an entry moves
 // the leaf's modification count, which ResetTo relies on to skip a leaf
 // nothing changed.
+// +checklocksignore: the cases' closures run with both leaves locked.
 func TestModsCountsEveryChange(t *testing.T) {
 	l := testLeaf(t, 4096, 4)
 	other := testLeaf(t, 4096, 4)
