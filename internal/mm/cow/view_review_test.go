@@ -2,6 +2,7 @@ package cow
 
 import (
 	"bytes"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -55,8 +56,8 @@ func TestReviewViewNestedStore(t *testing.T) {
 	case <-paused:
 	case err := <-viewed:
 		// The nested call was refused: nothing raced.
-		if err == nil {
-			t.Fatal("View returned before its nested store reached the hook, with no error")
+		if !errors.Is(err, ErrInvalid) {
+			t.Fatalf("View returned before its nested store reached the hook: %v, want ErrInvalid", err)
 		}
 		expect(t, s, x, fill('a', 8))
 		return
