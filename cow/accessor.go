@@ -126,6 +126,8 @@ func (a *Accessor) Close() error {
 //     a Fork, Close, Protect or WriteProtect of the space waits for it, and
 //     Unmap, DontNeed, MapFixed or Remap wait before they free anything;
 //   - fn must not call those methods on this space: they would wait for fn;
+//     nor this Accessor's methods, which report ErrInvalid from fn (a
+//     fault of theirs would wait for a Fork that waits for fn);
 //   - each piece lands wholly before or after a concurrent Fork.
 //
 // The anonfolio_debug build checks the first and third rules: it gives fn

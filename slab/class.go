@@ -38,6 +38,11 @@ func (c *classState) allocLocked() (cow.Addr, error) {
 	if bm == full {
 		return 0, corrupt("%d-byte class: slab %d is on the partial list but full", g.size, slab)
 	}
+	// A tail bit that reads free would hand out the metadata past the
+	// chunk's blocks.
+	if rsv := g.reserved(slab); bm&rsv != rsv {
+		return 0, corrupt("%d-byte class: slab %d has bitmap %#x, its tail %#x is not reserved", g.size, slab, bm, rsv)
+	}
 	bit := uint64(bits.TrailingZeros64(^bm))
 	if bm|1<<bit == full {
 		// The slab fills: it leaves the list. Mark the class busy first,

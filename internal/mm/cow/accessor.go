@@ -20,7 +20,21 @@ type Accessor struct {
 	sec    accSections // its lockless sections: see accsections.go
 	s      *Space
 	closed bool
+	// inView is set while its View's fn runs, in a section of the
+	// Accessor's: a method called from fn would end that section early
+	// (the sequence is not nested) or fault under the map lock that a
+	// waiting Fork holds, so it reports ErrInvalid instead.
+	inView bool
 	tlb    [tlbEntries]xlate
+}
+
+// unusable returns why a method cannot run: closed, or called from its
+// View's fn.
+func (a *Accessor) unusable() error {
+	if a.closed {
+		return closedErr()
+	}
+	return invalid("an Accessor's methods cannot be called from its View's fn")
 }
 
 // NewAccessor returns a new Accessor on s. On a closed space it returns an
@@ -38,6 +52,9 @@ func (s *Space) NewAccessor() *Accessor {
 // Close releases the Accessor; its methods report ErrClosed afterwards. A
 // second Close returns nil.
 func (a *Accessor) Close() error {
+	if a.inView {
+		return a.unusable()
+	}
 	if !a.closed {
 		a.closed = true
 		a.s.accs.remove(a)
@@ -48,16 +65,16 @@ func (a *Accessor) Close() error {
 // ReadAt reads len(p) bytes at address off, as Space.ReadAt does, by
 // seqlock reads through the TLB: no reference and no shared write.
 func (a *Accessor) ReadAt(p []byte, off int64) (int, error) {
-	if a.closed {
-		return 0, closedErr()
+	if a.closed || a.inView {
+		return 0, a.unusable()
 	}
 	return a.s.access(a.tlb[:], p, off, false, a)
 }
 
 // WriteAt writes p at address off, as Space.WriteAt does.
 func (a *Accessor) WriteAt(p []byte, off int64) (int, error) {
-	if a.closed {
-		return 0, closedErr()
+	if a.closed || a.inView {
+		return 0, a.unusable()
 	}
 	return a.s.access(a.tlb[:], p, off, true, a)
 }
@@ -65,8 +82,8 @@ func (a *Accessor) WriteAt(p []byte, off int64) (int, error) {
 // word checks an 8-byte operation's address.
 func (a *Accessor) word(addr Addr) error {
 	switch {
-	case a.closed:
-		return closedErr()
+	case a.closed || a.inView:
+		return a.unusable()
 	case addr&7 != 0:
 		return invalid("address %#x of an 8-byte operation is not 8-byte aligned", uint64(addr))
 	case addr >= vaLimit:

@@ -176,7 +176,14 @@ func (s *Space) Commit(since *Since, image [16]byte) bool {
 // replaced the baseline state meanwhile: the written marks on the pages
 // still mapped in its runs, and its resets. The next snapshot then carries
 // them again, as if the failed one had not happened.
+//
+// The map lock is held across both halves: a Fork (which holds it for
+// writing) must not come between the end of pending, which lets its child
+// inherit the baseline, and the marks, which its child copies with the
+// entries.
 func (s *Space) Abort(since *Since) {
+	s.mapLock.RLock()
+	defer s.mapLock.RUnlock()
 	t := &s.track
 	t.mu.Lock()
 	if t.epoch != since.epoch {
@@ -193,8 +200,6 @@ func (s *Space) Abort(since *Since) {
 		t.resets = addSpan(t.resets, span{r.Addr, r.Addr + Addr(uint64(r.Pages)*s.ps)})
 	}
 	t.mu.Unlock()
-	s.mapLock.RLock()
-	defer s.mapLock.RUnlock()
 	if s.closed.Load() {
 		return
 	}

@@ -22,10 +22,12 @@ import (
 // methods on this space (they would wait for fn: the anonfolio_debug
 // build panics after 10 s of such a wait, and hands fn a copy that it
 // makes inaccessible when fn returns, so that a piece used afterwards
-// faults at the culprit).
+// faults at the culprit). The Accessor's own methods called from fn report
+// ErrInvalid: their section would end fn's early, and a fault of theirs
+// would wait for a Fork that waits for fn.
 func (a *Accessor) View(addr Addr, n int, write bool, fn func(p []byte) error) error {
-	if a.closed {
-		return closedErr()
+	if a.closed || a.inView {
+		return a.unusable()
 	}
 	if err := checkAccess(int64(addr), n); err != nil {
 		return err
@@ -55,7 +57,7 @@ func (a *Accessor) View(addr Addr, n int, write bool, fn func(p []byte) error) e
 func (a *Accessor) viewPiece(addr Addr, n int, write bool, fn func(p []byte) error) (int, error) {
 	s := a.s
 	a.sec.wr.enter()
-	defer a.sec.wr.exit()
+	defer a.endPiece()
 	if s.closed.Load() || s.wpSeq.Load()&1 != 0 {
 		return 0, nil
 	}
@@ -76,6 +78,7 @@ func (a *Accessor) viewPiece(addr Addr, n int, write bool, fn func(p []byte) err
 		mem = s.a.PageBytes(e.PFN(), run)[off:]
 	}
 	mem = mem[:min(len(mem), n):min(len(mem), n)]
+	a.inView = true // until endPiece: fn may not use the Accessor
 	if !debugRefReads {
 		return len(mem), fn(mem)
 	}
@@ -87,6 +90,12 @@ func (a *Accessor) viewPiece(addr Addr, n int, write bool, fn func(p []byte) err
 	}
 	folio.RetireBounce(b)
 	return len(mem), err
+}
+
+// endPiece ends viewPiece's section, and fn's hold on the Accessor.
+func (a *Accessor) endPiece() {
+	a.inView = false
+	a.sec.wr.exit()
 }
 
 // faultIn faults the page at addr for a read or a write under the map
