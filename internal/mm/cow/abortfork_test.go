@@ -8,7 +8,7 @@ import (
 	"github.com/anonfolio/anonfolio/internal/testhook"
 )
 
-// TestReviewAbortRacingFork: a Save that fails (Abort) while a Fork of the
+// TestAbortRacingFork: a Save that fails (Abort) while a Fork of the
 // same space runs. Abort first publishes that no snapshot is pending, then
 // marks again the pages the failed snapshot had taken. A Fork in between
 // inherits the baseline (nothing pending any more) but copies the entries
@@ -21,7 +21,7 @@ import (
 // the Fork holds the lock (it takes the lock first), the Fork goes on after
 // a bound and the child must then inherit no baseline. Either way the
 // child must not be at the baseline.
-func TestReviewAbortRacingFork(t *testing.T) {
+func TestAbortRacingFork(t *testing.T) {
 	e := newEnv(t, 64<<20)
 	s := e.space(Orders())
 	ps := int(s.ps)

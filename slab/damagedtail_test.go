@@ -7,14 +7,14 @@ import (
 	"github.com/anonfolio/anonfolio/cow"
 )
 
-// TestReviewAllocDamagedTail: a chunk's last slab is short, and the bits of
+// TestAllocDamagedTail: a chunk's last slab is short, and the bits of
 // its bitmap past the chunk's blocks are reserved (set for good). Metadata
 // damaged so that they read clear (a stray write) must be ErrCorrupt at the
 // Alloc that meets it, as the package doc promises, not an "allocated"
 // address past the chunk's blocks, in the slab descriptors and the class
 // word: the caller's writes into that block would overwrite the
 // allocator's own metadata, and neither Free nor Size accepts it.
-func TestReviewAllocDamagedTail(t *testing.T) {
+func TestAllocDamagedTail(t *testing.T) {
 	e := newEnv(t, 16<<20, cow.Options{}, Options{})
 	const size = 48
 	cg := &e.h.st.cls[classOf(size)].geo

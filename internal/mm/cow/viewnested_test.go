@@ -10,7 +10,7 @@ import (
 	"github.com/anonfolio/anonfolio/internal/testhook"
 )
 
-// TestReviewViewNestedStore: View's fn uses the Accessor it was called on
+// TestViewNestedStore: View's fn uses the Accessor it was called on
 // (StoreUint64 of a header word while it fills a record in place: nothing
 // in View's rules forbids it, and an Accessor is only "not for concurrent
 // use"). The nested store's section is the same sectionSeq as View's:
@@ -23,7 +23,7 @@ import (
 // The nested store is paused at LocklessBeforeEntry (its second hit: View's
 // own piece is the first); a Fork runs meanwhile, bounded at 200 ms in case
 // it rightly waits for fn.
-func TestReviewViewNestedStore(t *testing.T) {
+func TestViewNestedStore(t *testing.T) {
 	e := newEnv(t, 64<<20)
 	s := e.space(Orders())
 	ps := int(s.ps)
