@@ -127,7 +127,9 @@ func (a *Accessor) Close() error {
 //     Unmap, DontNeed, MapFixed or Remap wait before they free anything;
 //   - fn must not call those methods on this space: they would wait for fn;
 //     nor this Accessor's methods, which report ErrInvalid from fn (a
-//     fault of theirs would wait for a Fork that waits for fn);
+//     fault of theirs would wait for a Fork that waits for fn); nor the
+//     space's ReadAt and WriteAt, which may fault and so wait in the same
+//     way (another space's are fine);
 //   - each piece lands wholly before or after a concurrent Fork.
 //
 // The anonfolio_debug build checks the first and third rules: it gives fn

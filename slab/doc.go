@@ -77,7 +77,9 @@
 // each lands wholly before or wholly after the snapshot, so the child sees
 // a prefix of each goroutine's writes. A block's bit changes in one store,
 // and that store is the commit of its Alloc or Free (a Free zeroes the
-// block before it; at worst the child holds an allocated block of zeros).
+// block before it; at worst the child holds an allocated block that the
+// Free had begun to zero, wholly or, for a block across two pages, in
+// part).
 // Changes of a partial list take two or three stores; they set the busy bit
 // in the class word first and clear it with the last one. A child whose
 // class word has the busy bit rebuilds that class's list from its bitmaps
