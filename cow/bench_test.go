@@ -21,7 +21,7 @@ import (
 // baseline, timed first in the same run), and how many Forks each run
 // overlapped.
 //
-//	go test -run XXX -bench AtomicUnderFork -benchtime 200000x ./cow
+//	go test -run XXX -bench AtomicUnderFork -benchtime 1000000x ./cow
 func BenchmarkAtomicUnderFork(b *testing.B) {
 	a, err := folio.NewArena(folio.Config{Size: 64 << 20})
 	if err != nil {
