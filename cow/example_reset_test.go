@@ -17,22 +17,39 @@ func ExampleSpace_ResetTo() {
 		log.Fatal(err)
 	}
 	defer a.Close()
-	s, _ := cow.NewSpace(a, cow.Options{})
+	s, err := cow.NewSpace(a, cow.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer s.Close()
-	heap, _ := s.Map(16<<20, cow.ProtRead|cow.ProtWrite)
-	s.WriteAt([]byte("pristine state"), int64(heap)) // the state every run starts from
+	heap, err := s.Map(16<<20, cow.ProtRead|cow.ProtWrite)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := s.WriteAt([]byte("pristine state"), int64(heap)); err != nil { // the state every run starts from
+		log.Fatal(err)
+	}
 
-	pristine, _ := s.Fork()
+	pristine, err := s.Fork()
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer pristine.Close()
 	for _, input := range []string{"input 1", "input 2", "crash!"} {
-		s.WriteAt([]byte(input), int64(heap))  // the run: it scribbles over the state...
-		extra, _ := s.Map(1<<20, cow.ProtRead) // ...and maps more memory
-		_ = extra
+		// The run scribbles over the state and maps more memory...
+		if _, err := s.WriteAt([]byte(input), int64(heap)); err != nil {
+			log.Fatal(err)
+		}
+		if _, err := s.Map(1<<20, cow.ProtRead); err != nil {
+			log.Fatal(err)
+		}
 		if err := s.ResetTo(pristine); err != nil { // ...which ResetTo takes back
 			log.Fatal(err)
 		}
 		buf := make([]byte, 14)
-		s.ReadAt(buf, int64(heap))
+		if _, err := s.ReadAt(buf, int64(heap)); err != nil {
+			log.Fatal(err)
+		}
 		fmt.Printf("after %q: %q, %d region(s)\n", input, buf, len(s.Regions()))
 	}
 	// Output:

@@ -20,6 +20,10 @@
 // Fork still shares it is copied, so a background save of D bytes while
 // writers rewrite a fraction f of them needs about (1+f)·D. Memory freed
 // goes back to the kernel past Config.RetainFree (Size/16 by default).
+// The arena's own cost is its page descriptors, 16 bytes per page (4 MiB
+// per GiB of 4 KiB pages), resident as pages are used, and page tables of
+// about 2 KiB per MiB a space maps (BenchmarkArenaRSS; USING.md has the
+// figures and the command).
 //
 // # Out of memory
 //

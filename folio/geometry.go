@@ -30,8 +30,8 @@ func NewGeometry(pageSize, maxOrder int) (Geometry, error) {
 // FolioSize returns the size in bytes of a folio of the given order.
 func (g Geometry) FolioSize(order int) int { return g.PageSize << order }
 
-// String describes the geometry: "page 4 KiB, max folio 2 MiB (order 9),
-// PMD 2 MiB (order 9), contpte 16×4 KiB = 64 KiB".
+// String describes the geometry: "page 4KiB, max folio 2MiB (order 9),
+// PMD 2MiB (order 9), contpte 16×4KiB = 64KiB".
 func (g Geometry) String() string { return mm.Geometry(g).String() }
 
 // Platform is what anonfolio detected of the machine it runs on: the host

@@ -25,10 +25,15 @@
 //
 // A pinned page is always AnonExclusive, so no COW ever replaces it in the
 // space it was pinned from, and a Fork copies it for the child: the pin stays
-// coherent with the parent and the child is isolated. A plain reference
-// (Get) is not a pin: Fork shares the page, but the reference stops a later
-// write fault from reusing it (the page is copied instead), so what the
-// reference holds never changes under it.
+// coherent with the parent and the child is isolated. The copy is of every
+// exclusive page of the pinned folio, not only the pinned page: a 4 KiB pin
+// inside a 2 MiB folio makes each Fork copy 2 MiB (BenchmarkForkPinned). If
+// you Fork often, pin memory of small folios. A plain reference (Get) is
+// not a pin: Fork shares the page, but the reference stops a later write
+// fault from reusing it (the page is copied instead), so what the reference
+// holds never changes under it, and after a Fork it no longer follows the
+// space's writes (see the Get example). Read the space's current bytes with
+// ReadAt or a cow.Accessor instead.
 //
 // Pins of the zero page unshare it first: a private zeroed page is mapped and
 // pinned, so later writes through the space are seen through the pin. A
@@ -44,10 +49,8 @@
 // runtime.Pinner) allocates nothing.
 //
 // Race and invariants builds (go test -race, go test -tags invariants) also
-// count every pin and plain reference in the arena's ledger
-// (folio.Arena.LedgerAdd) and register the live Pages, so that cow.Check
-// verifies refcounts exactly, and a checker registered with cow.Check
-// verifies that every pinned page is AnonExclusive, that each folio's
+// count every pin and plain reference in the arena's ledger and register
+// the live Pages, so that cow.Check verifies refcounts exactly, and that every pinned page is AnonExclusive, that each folio's
 // pincount and plain references are exactly those of the live Pages, and
 // that each pinned page is mapped through a leaf that carries the
 // maybe-pinned hint and is shared by no other space. A Release there drops

@@ -3,6 +3,7 @@ package slab_test
 import (
 	"errors"
 	"fmt"
+	"log"
 
 	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/folio"
@@ -13,28 +14,49 @@ import (
 // Open finds it in the child, where parent and child then go their own
 // ways.
 func Example() {
-	a, _ := folio.NewArena(folio.Config{Size: 64 << 20})
+	a, err := folio.NewArena(folio.Config{Size: 64 << 20})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer a.Close()
-	s, _ := cow.NewSpace(a, cow.Options{})
+	s, err := cow.NewSpace(a, cow.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer s.Close()
 
 	h, err := slab.New(s, slab.Options{})
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	p, _ := h.Alloc(100)
-	size, _ := h.Size(p)
-	s.WriteAt([]byte("hello, slab"), int64(p))
+	p, err := h.Alloc(100)
+	if err != nil {
+		log.Fatal(err)
+	}
+	size, err := h.Size(p)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := s.WriteAt([]byte("hello, slab"), int64(p)); err != nil {
+		log.Fatal(err)
+	}
 
-	child, _ := s.Fork()
+	child, err := s.Fork()
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer child.Close()
 	hc, err := slab.Open(child, h.Root())
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	hc.Free(p) // in the child only
+	if err := hc.Free(p); err != nil { // in the child only
+		log.Fatal(err)
+	}
 	buf := make([]byte, 11)
-	s.ReadAt(buf, int64(p))
+	if _, err := s.ReadAt(buf, int64(p)); err != nil {
+		log.Fatal(err)
+	}
 	_, err = hc.Size(p)
 	fmt.Printf("%d usable bytes; the parent reads %q; freed in the child: %v\n",
 		size, buf, errors.Is(err, slab.ErrNotAllocated))
@@ -49,20 +71,32 @@ func Example() {
 // A snapshot taken between Quiesce and its resume has no operation of the
 // allocator in flight; hold your own structures still the same way.
 func ExampleAllocator_Quiesce() {
-	a, _ := folio.NewArena(folio.Config{Size: 64 << 20})
+	a, err := folio.NewArena(folio.Config{Size: 64 << 20})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer a.Close()
-	s, _ := cow.NewSpace(a, cow.Options{})
+	s, err := cow.NewSpace(a, cow.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer s.Close()
-	h, _ := slab.New(s, slab.Options{})
+	h, err := slab.New(s, slab.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	resume := h.Quiesce()
 	snap, err := s.Fork()
 	resume()
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
 	defer snap.Close()
 	hs, err := slab.Open(snap, h.Root())
-	fmt.Println(hs.Check(), err)
-	// Output: <nil> <nil>
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("the snapshot's allocator checks out:", hs.Check() == nil)
+	// Output: the snapshot's allocator checks out: true
 }

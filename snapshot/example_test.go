@@ -19,10 +19,18 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer a.Close()
-	src, _ := cow.NewSpace(a, cow.Options{Orders: cow.Orders()})
+	src, err := cow.NewSpace(a, cow.Options{Orders: cow.Orders()})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer src.Close()
-	addr, _ := src.Map(4<<20, cow.ProtRead|cow.ProtWrite)
-	src.WriteAt(bytes.Repeat([]byte("data"), 1<<20), int64(addr)) // 4 MiB written
+	addr, err := src.Map(4<<20, cow.ProtRead|cow.ProtWrite)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := src.WriteAt(bytes.Repeat([]byte("data"), 1<<20), int64(addr)); err != nil { // 4 MiB written
+		log.Fatal(err)
+	}
 
 	var full, delta bytes.Buffer // any io.Writer: a file, a socket
 	info, err := snapshot.Save(&full, src, snapshot.Options{})
@@ -31,11 +39,19 @@ func Example() {
 	}
 	fmt.Printf("full image: %d pages\n", info.Pages)
 
-	src.WriteAt([]byte("changed"), int64(addr)+8192) // one page written since
-	info, _ = snapshot.Save(&delta, src, snapshot.Options{Delta: true})
+	if _, err := src.WriteAt([]byte("changed"), int64(addr)+8192); err != nil { // one page written since
+		log.Fatal(err)
+	}
+	info, err = snapshot.Save(&delta, src, snapshot.Options{Delta: true})
+	if err != nil {
+		log.Fatal(err)
+	}
 	fmt.Printf("delta: %d page\n", info.Pages)
 
-	replica, _ := cow.NewSpace(a, cow.Options{})
+	replica, err := cow.NewSpace(a, cow.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer replica.Close()
 	if _, err := snapshot.Load(&full, replica); err != nil {
 		log.Fatal(err)
@@ -44,7 +60,9 @@ func Example() {
 		log.Fatal(err)
 	}
 	buf := make([]byte, 7)
-	replica.ReadAt(buf, int64(addr)+8192)
+	if _, err := replica.ReadAt(buf, int64(addr)+8192); err != nil {
+		log.Fatal(err)
+	}
 	fmt.Printf("replica reads %q\n", buf)
 	// Output:
 	// full image: 1024 pages
@@ -58,13 +76,19 @@ func Example() {
 //
 // +checklocksignore
 func ExampleOptions_quiesce() {
-	a, _ := folio.NewArena(folio.Config{Size: 64 << 20})
+	a, err := folio.NewArena(folio.Config{Size: 64 << 20})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer a.Close()
-	s, _ := cow.NewSpace(a, cow.Options{})
+	s, err := cow.NewSpace(a, cow.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer s.Close()
 	var mu sync.RWMutex // held for reading by each of the program's updates
 	var img bytes.Buffer
-	_, err := snapshot.Save(&img, s, snapshot.Options{Quiesce: func() func() {
+	_, err = snapshot.Save(&img, s, snapshot.Options{Quiesce: func() func() {
 		mu.Lock()
 		return mu.Unlock
 	}})
