@@ -15,7 +15,7 @@ import (
 // The benchmarks report each figure of ours next to its baseline, measured
 // in the same run (this machine is shared and noisy), as a ratio:
 //
-//	go test -run XXX -bench . -benchtime 5x ./cow
+//	go test -run XXX -bench . -benchtime 5x ./internal/mm/cow
 
 // benchArena returns a populated arena (so that no figure includes the
 // kernel's own first-touch fault on our backing) without THP.

@@ -19,7 +19,7 @@ import (
 //	order 4: 2.0-4.5 µs/close before,  48-252 µs after
 //	order 9: 2.5-5.9 µs/close before, 2.4-3.5 µs after (huge entries: no leaves)
 //
-//	go test -run XXX -bench CloseForkedChild -benchtime 20x ./cow
+//	go test -run XXX -bench CloseForkedChild -benchtime 20x ./internal/mm/cow
 func BenchmarkCloseForkedChild(b *testing.B) {
 	const size = 64 << 20
 	for _, order := range []int{0, 4, 9} {

@@ -44,14 +44,24 @@
 //
 // # Lockless paths
 //
-// ReadAt, WriteAt and (in the pin package) GUP-fast walk the table without
-// a lock: they enter a lockless section, back out if wpSeq is odd or the
-// space is closed, grab the folio (a reference), recheck the entry and that
-// the leaf is still in the space's directory slot (gup_fast's pmd recheck),
-// and undo if either changed. Fork makes wpSeq odd and waits for the
-// sections in flight to drain before it write-protects anything, so a
-// lockless write lands wholly before or after the snapshot (a section ends
-// on a page boundary). Protect and WriteProtect quiesce the same way, so
+// GUP-fast (in the pin package) walks the table without a lock: it enters
+// a lockless section, backs out if wpSeq is odd or the space is closed,
+// grabs the folio (a reference), rechecks the entry and that the leaf is
+// still in the space's directory slot (gup_fast's pmd recheck), and undoes
+// if either changed.
+//
+// ReadAt, WriteAt and the Accessor take no reference at all (tlb.go says
+// why that is safe). A read translates through a software TLB entry that
+// carries the leaf's or slot's TLB generation, copies the page, and
+// discards the copy if the generation moved meanwhile (a seqlock read:
+// every change that removes, replaces or write-protects a mapping bumps the
+// generation first). A write runs in a writer section, checks that wpSeq
+// is even and the leaf not shared, reads the entry, rechecks the
+// generation (the race the spin model found), and stores. Fork makes wpSeq
+// odd and waits for the writer sections in flight to drain before it
+// write-protects anything, so a lockless write lands wholly before or
+// after the snapshot (a section ends on a page boundary); a zap waits for
+// them before it frees a page. Protect and WriteProtect quiesce the same way, so
 // that an access in flight is done before the lower protection is in force
 // (the next write to each page faults, which dirty tracking relies on), and
 // so does Check.

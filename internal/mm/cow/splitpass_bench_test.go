@@ -16,7 +16,7 @@ import (
 // loaded), -benchtime 3x: inplace 2.2, 2.1, 3.2 µs/folio at 8, 32, 128 MiB;
 // moved 24, 54, 216 µs/folio, i.e. 3 ms, 28 ms and 443 ms a pass.
 //
-//	go test -run XXX -bench SplitDeferredPass -benchtime 3x ./cow
+//	go test -run XXX -bench SplitDeferredPass -benchtime 3x ./internal/mm/cow
 func BenchmarkSplitDeferredPass(b *testing.B) {
 	for _, size := range []int{8 << 20, 32 << 20, 128 << 20} {
 		for _, moved := range []bool{false, true} {
