@@ -19,7 +19,7 @@ import (
 // a replica, must give exactly the contents the writers had made at that
 // instant (a mirror they update under the same lock).
 func TestSaveWithWriters(t *testing.T) {
-	for _, c := range spacetest.Configs {
+	for _, c := range spacetest.MatrixFor(t) {
 		t.Run(c.Name, func(t *testing.T) {
 			const size = 8 << 20
 			e := spacetest.New(t, 128<<20, 4096)

@@ -13,7 +13,7 @@ import (
 // instant, whatever changed in between: writes, new and unmapped regions,
 // protections (PROT_NONE included), advice, DontNeed, MapFixed, Remap.
 func TestRoundTrip(t *testing.T) {
-	for _, c := range spacetest.Configs {
+	for _, c := range spacetest.MatrixFor(t) {
 		t.Run(c.Name, func(t *testing.T) {
 			e := spacetest.New(t, 256<<20, 4096)
 			s := e.Space(cow.Options{Orders: c.Orders(e.A.Geometry())})

@@ -36,6 +36,18 @@ var Configs = []Config{
 	}},
 }
 
+// MatrixFor is Configs, or under -short its three corners: order 0 only,
+// the contpte order and all orders. Long, slow tests (a round trip of
+// every image kind, writers against a chain of Saves) use it so that the
+// race step of CI stays inside its budget; the plain run keeps the whole
+// matrix.
+func MatrixFor(t testing.TB) []Config {
+	if !testing.Short() {
+		return Configs
+	}
+	return []Config{Configs[0], Configs[2], Configs[5]}
+}
+
 // Env is an arena and the spaces of one test. When the test ends it runs
 // cow.Check over the live spaces, closes them, and fails the test if any
 // page is still allocated.
