@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,6 +119,14 @@ func BenchmarkAccessorRandom8(b *testing.B) {
 			compare(b, "store", func(i int) {
 				acc.StoreUint64(e.addr+cow.Addr(e.word(i))*8, uint64(i))
 			}, func(i int) { e.heap[e.word(i)] = uint64(i) })
+		})
+		// StoreUint64 is sync/atomic's store (sequentially consistent: an
+		// XCHG on x86-64, which waits for the line), so against the slice
+		// with the same store too.
+		b.Run(fmt.Sprintf("store-vs-atomic/%dKiB", size>>10), func(b *testing.B) {
+			compare(b, "store", func(i int) {
+				acc.StoreUint64(e.addr+cow.Addr(e.word(i))*8, uint64(i))
+			}, func(i int) { atomic.StoreUint64(&e.heap[e.word(i)], uint64(i)) })
 		})
 	}
 }

@@ -34,18 +34,18 @@ import (
 // tlbSlot returns the TLB entry addr's slot would be cached in, and the key
 // it would have.
 func (a *Accessor) tlbSlot(addr Addr) (*xlate, uint64) {
-	slot := uint64(addr) >> a.leafShift
+	slot := uint64(addr) >> (a.leafShift & 63) // & 63: no check of the shift's size
 	return &a.tlb[slot&(tlbEntries-1)], slot + 1
 }
 
 // wordPtr returns the address of the word at addr in the page e maps.
 func (a *Accessor) wordPtr(e pte.PTE, addr Addr) unsafe.Pointer {
-	return unsafe.Add(a.base, uint64(e.PFN())<<a.pageShift|uint64(addr)&a.pageMask)
+	return unsafe.Add(a.base, uint64(e.PFN())<<(a.pageShift&63)|uint64(addr)&a.pageMask)
 }
 
 // pageIndex returns addr's page's index in its slot.
 func (a *Accessor) pageIndex(addr Addr) uint64 {
-	return uint64(addr) >> a.pageShift & a.idxMask
+	return uint64(addr) >> (a.pageShift & 63) & a.idxMask
 }
 
 // LoadUint64 loads the 8 bytes at addr atomically, in native byte order.
