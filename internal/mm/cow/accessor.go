@@ -35,7 +35,18 @@ type Accessor struct {
 // NewAccessor returns a new Accessor on s. On a closed space it returns an
 // Accessor whose methods report ErrClosed.
 func (s *Space) NewAccessor() *Accessor {
-	a := &Accessor{
+	a := s.newAccessor()
+	if s.closed.Load() {
+		a.closed = true
+		return a
+	}
+	s.accs.add(a)
+	return a
+}
+
+// newAccessor returns an Accessor on s, not yet registered.
+func (s *Space) newAccessor() *Accessor {
+	return &Accessor{
 		s:         s,
 		base:      unsafe.Pointer(unsafe.SliceData(s.a.PageBytes(0, 1))),
 		pageShift: s.geo.PageShift,
@@ -43,12 +54,6 @@ func (s *Space) NewAccessor() *Accessor {
 		pageMask:  s.ps - 1,
 		idxMask:   uint64(s.geo.TableEntries - 1),
 	}
-	if s.closed.Load() {
-		a.closed = true
-		return a
-	}
-	s.accs.add(a)
-	return a
 }
 
 // Close releases the Accessor; its methods report ErrClosed afterwards. A

@@ -5,7 +5,6 @@ import (
 
 	"github.com/anonfolio/anonfolio/internal/mm/folio"
 	"github.com/anonfolio/anonfolio/internal/mm/pte"
-	"github.com/anonfolio/anonfolio/internal/sections"
 	"github.com/anonfolio/anonfolio/internal/seqlock"
 	"github.com/anonfolio/anonfolio/internal/testhook"
 )
@@ -20,8 +19,10 @@ const sectionBytes = 256 << 10
 // is ErrFault. It returns how many bytes it read before an error. It
 // implements io.ReaderAt over the space's addresses.
 func (s *Space) ReadAt(p []byte, off int64) (int, error) {
-	var tlb [1]xlate // this call's translations: one slot at a time
-	return s.access(tlb[:], p, off, false, nil)
+	a := s.borrowAccessor() // see accpool.go
+	n, err := s.access(a.tlb[:], p, off, false, a)
+	s.returnAccessor(a)
+	return n, err
 }
 
 // WriteAt writes p at address off, as CPU stores would: faulting pages in,
@@ -30,8 +31,10 @@ func (s *Space) ReadAt(p []byte, off int64) (int, error) {
 // wrote before an error. It implements io.WriterAt over the space's
 // addresses.
 func (s *Space) WriteAt(p []byte, off int64) (int, error) {
-	var tlb [1]xlate
-	return s.access(tlb[:], p, off, true, nil)
+	a := s.borrowAccessor()
+	n, err := s.access(a.tlb[:], p, off, true, a)
+	s.returnAccessor(a)
+	return n, err
 }
 
 // access is ReadAt and WriteAt through the software TLB tlb (a power of two
@@ -88,23 +91,22 @@ func checkAccess(off int64, n int) error {
 // boundary, so that each page of a write lands wholly before or wholly
 // after a Fork that waits for it.
 func (s *Space) accessFast(tlb []xlate, addr Addr, p []byte, write bool, acc *Accessor) (done int, stuck bool) {
-	if acc != nil {
-		q := &acc.sec.rd
-		if write {
-			q = &acc.sec.wr
-		}
-		q.enter()
-		defer q.exit()
-	} else {
-		counter := &s.readers
-		if write {
-			counter = &s.writers
-		}
-		defer sections.Exit(counter.Enter())
+	q := &acc.sec.rd
+	if write {
+		q = &acc.sec.wr
 	}
+	q.enter()
 	if s.closed.Load() || write && s.wpSeq.Load()&1 != 0 {
+		q.exit()
 		return 0, true
 	}
+	done, stuck = s.accessRuns(tlb, addr, p, write)
+	q.exit()
+	return done, stuck
+}
+
+// accessRuns is accessFast's part inside the section.
+func (s *Space) accessRuns(tlb []xlate, addr Addr, p []byte, write bool) (done int, stuck bool) {
 	lim := min(len(p), sectionBytes-int(uint64(addr)%s.ps))
 	for done < lim {
 		var n int
