@@ -20,7 +20,7 @@ const sectionBytes = 256 << 10
 // implements io.ReaderAt over the space's addresses.
 func (s *Space) ReadAt(p []byte, off int64) (int, error) {
 	a := s.borrowAccessor() // see accpool.go
-	n, err := s.access(a.tlb[:], p, off, false, a)
+	n, err := a.ReadAt(p, off)
 	s.returnAccessor(a)
 	return n, err
 }
@@ -32,7 +32,7 @@ func (s *Space) ReadAt(p []byte, off int64) (int, error) {
 // addresses.
 func (s *Space) WriteAt(p []byte, off int64) (int, error) {
 	a := s.borrowAccessor()
-	n, err := s.access(a.tlb[:], p, off, true, a)
+	n, err := a.WriteAt(p, off)
 	s.returnAccessor(a)
 	return n, err
 }

@@ -1,0 +1,75 @@
+package cow
+
+import (
+	"unsafe"
+
+	"github.com/anonfolio/anonfolio/internal/mm/pte"
+	"github.com/anonfolio/anonfolio/internal/seqlock"
+	"github.com/anonfolio/anonfolio/internal/testhook"
+)
+
+// ReadAt and WriteAt of a range within one page, when the TLB holds its
+// slot's translation: the 8-byte operations' fast path (accessor_word.go)
+// with a copy for the load or the store. Everything else takes access's
+// general path (rw.go), which also begins with a TLB lookup but then loops
+// over runs of pages.
+
+// inPage returns the address of the len(p) bytes at addr if the TLB holds
+// addr's translation and they lie within one page, else nil. (A negative
+// or out-of-range address has no translation.)
+func (a *Accessor) inPage(addr Addr, n int) *xlate {
+	t, key := a.tlbSlot(addr)
+	if t.slot != key || uint64(addr)&a.pageMask+uint64(n) > a.pageMask+1 {
+		return nil
+	}
+	return t
+}
+
+// readHit copies len(p) bytes at addr into p by a seqlock read if the TLB
+// maps them within one readable page, and reports whether it did.
+func (a *Accessor) readHit(p []byte, addr Addr) bool {
+	t := a.inPage(addr, len(p))
+	if debugRefReads || t == nil {
+		return false
+	}
+	ok := false
+	a.sec.rd.enter()
+	if !a.s.closed.Load() {
+		e := t.pteAt(a.pageIndex(addr))
+		if e&(pte.Present|pte.ProtNone|pte.Zero) == pte.Present {
+			testhook.Run(testhook.LocklessAfterGrab)
+			seqlock.Copy(p, unsafe.Slice((*byte)(a.wordPtr(e, addr)), len(p)))
+			seqlock.Fence()
+			if ok = t.genp.Load() == t.gen; !ok {
+				clear(p) // another space's bytes, maybe: leave none behind
+			}
+		}
+	}
+	a.sec.rd.exit()
+	return ok
+}
+
+// writeHit copies p to addr if the TLB maps it within one page writable
+// now, and reports whether it did. The checks are writableHit's.
+func (a *Accessor) writeHit(p []byte, addr Addr) bool {
+	t := a.inPage(addr, len(p))
+	if t == nil {
+		return false
+	}
+	s := a.s
+	ok := false
+	a.sec.wr.enter()
+	if !s.closed.Load() && s.wpSeq.Load()&1 == 0 {
+		testhook.Run(testhook.LocklessBeforeEntry)
+		e := t.pteAt(a.pageIndex(addr))
+		if e&(pte.Present|pte.Write|pte.ProtNone|pte.Zero) == pte.Present|pte.Write &&
+			(t.leaf == nil || !t.leaf.Shared()) && t.genp.Load() == t.gen {
+			testhook.Run(testhook.LocklessAfterGrab)
+			testhook.Run(testhook.LocklessAfterRecheck)
+			copy(unsafe.Slice((*byte)(a.wordPtr(e, addr)), len(p)), p)
+			ok = true
+		}
+	}
+	a.sec.wr.exit()
+	return ok
+}
