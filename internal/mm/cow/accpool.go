@@ -1,49 +1,30 @@
 package cow
 
-import (
-	"runtime"
-	"weak"
-)
-
-// Space.ReadAt and WriteAt borrow an Accessor from a pool of the space's
-// (sync.Pool: per-P, so the borrow costs no atomic read-modify-write), and
-// so run on the Accessor's machinery: its warm TLB, and sections that are
-// a plain store each. (A locked instruction in each call, as a shared
-// section counter needs, also waits for the previous call's loads: random
-// reads of memory that misses the cache would no longer overlap.)
+// Space.ReadAt and WriteAt borrow an Accessor from a pool of the space's,
+// and so run on the Accessor's machinery: its warm TLB, and sections that
+// are a plain store each. (A locked instruction in each call, as a shared
+// section counter needs, also waits for the loads before it: random reads
+// of memory that misses the cache would no longer overlap from one call
+// to the next.)
 //
-// The pool drops Accessors at garbage collections; the space holds them
-// weakly (accessorSet.pooled), and a cleanup unregisters one once it is
-// collected. A collected Accessor is in no section: a goroutine in one
-// holds it.
+// The pool is a sync.Pool (accpool_norace.go): per-P, so a borrow and a
+// return cost no atomic read-modify-write. In race builds, where a
+// sync.Pool drops a quarter of what it is given on purpose (so that every
+// ReadAt would allocate), it is a list under the set's lock instead
+// (accpool_race.go).
 
-// borrowAccessor returns an Accessor of s's pool, or a new one; the caller
-// gives it back with returnAccessor when it is done.
-func (s *Space) borrowAccessor() *Accessor {
-	if a, ok := s.accs.pool.Get().(*Accessor); ok {
-		return a
-	}
-	a := s.newAccessor()
-	as := &s.accs
-	w := weak.Make(a)
-	as.mu.Lock()
-	if as.pooled == nil {
-		as.pooled = map[weak.Pointer[Accessor]]struct{}{}
-	}
-	as.pooled[w] = struct{}{}
-	as.count()
-	as.mu.Unlock()
-	runtime.AddCleanup(a, as.forget, w)
-	return a
+// ReadAt through a borrowed Accessor: see the doc comment in rw.go.
+func (s *Space) readAtPooled(p []byte, off int64) (int, error) {
+	a := s.borrowAccessor()
+	n, err := a.ReadAt(p, off)
+	s.returnAccessor(a)
+	return n, err
 }
 
-// returnAccessor gives a borrowed Accessor back.
-func (s *Space) returnAccessor(a *Accessor) { s.accs.pool.Put(a) }
-
-// forget unregisters a pooled Accessor the collector took.
-func (as *accessorSet) forget(w weak.Pointer[Accessor]) {
-	as.mu.Lock()
-	delete(as.pooled, w)
-	as.count()
-	as.mu.Unlock()
+// WriteAt through a borrowed Accessor.
+func (s *Space) writeAtPooled(p []byte, off int64) (int, error) {
+	a := s.borrowAccessor()
+	n, err := a.WriteAt(p, off)
+	s.returnAccessor(a)
+	return n, err
 }

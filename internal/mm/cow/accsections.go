@@ -81,7 +81,10 @@ type accessorSet struct {
 	live map[*Accessor]struct{}
 	// +checklocks:mu
 	pooled map[weak.Pointer[Accessor]]struct{}
-	pool   sync.Pool // of *Accessor, registered in pooled
+	pool   sync.Pool // of *Accessor, registered in pooled (accpool_norace.go)
+	// spare are the idle pooled Accessors of race builds (accpool_race.go).
+	// +checklocks:mu
+	spare []*Accessor
 }
 
 func (as *accessorSet) add(a *Accessor) {

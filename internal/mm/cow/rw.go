@@ -19,10 +19,7 @@ const sectionBytes = 256 << 10
 // is ErrFault. It returns how many bytes it read before an error. It
 // implements io.ReaderAt over the space's addresses.
 func (s *Space) ReadAt(p []byte, off int64) (int, error) {
-	a := s.borrowAccessor() // see accpool.go
-	n, err := a.ReadAt(p, off)
-	s.returnAccessor(a)
-	return n, err
+	return s.readAtPooled(p, off) // see accpool.go
 }
 
 // WriteAt writes p at address off, as CPU stores would: faulting pages in,
@@ -31,10 +28,7 @@ func (s *Space) ReadAt(p []byte, off int64) (int, error) {
 // wrote before an error. It implements io.WriterAt over the space's
 // addresses.
 func (s *Space) WriteAt(p []byte, off int64) (int, error) {
-	a := s.borrowAccessor()
-	n, err := a.WriteAt(p, off)
-	s.returnAccessor(a)
-	return n, err
+	return s.writeAtPooled(p, off)
 }
 
 // access is ReadAt and WriteAt through the software TLB tlb (a power of two
