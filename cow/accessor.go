@@ -43,21 +43,19 @@ func (s *Space) NewAccessor() *Accessor {
 // ReadAt reads len(p) bytes at address off, as Space.ReadAt does. It
 // implements io.ReaderAt.
 func (a *Accessor) ReadAt(p []byte, off int64) (int, error) {
-	m, err := a.m()
-	if err != nil {
-		return 0, err
+	if a == nil { // written out, not a.m(), to stay within the inlining budget
+		return 0, errNoAccessor
 	}
-	return m.ReadAt(p, off)
+	return (*mm.Accessor)(a).ReadAt(p, off)
 }
 
 // WriteAt writes p at address off, as Space.WriteAt does: each page lands
 // wholly before or after a concurrent Fork. It implements io.WriterAt.
 func (a *Accessor) WriteAt(p []byte, off int64) (int, error) {
-	m, err := a.m()
-	if err != nil {
-		return 0, err
+	if a == nil {
+		return 0, errNoAccessor
 	}
-	return m.WriteAt(p, off)
+	return (*mm.Accessor)(a).WriteAt(p, off)
 }
 
 // LoadUint64 loads the 8 bytes at addr atomically.

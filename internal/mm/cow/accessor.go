@@ -67,27 +67,12 @@ func (a *Accessor) Close() error {
 	return nil
 }
 
-// ReadAt reads len(p) bytes at address off, as Space.ReadAt does, by
-// seqlock reads through the TLB: no reference and no shared write.
-func (a *Accessor) ReadAt(p []byte, off int64) (int, error) {
-	if a.readHit(p, Addr(off)) { // see accessor_rw.go
-		return len(p), nil
-	}
+// accessMiss is ReadAt and WriteAt past their fast path (accessor_rw.go).
+func (a *Accessor) accessMiss(p []byte, off int64, write bool) (int, error) {
 	if a.closed {
 		return 0, closedErr()
 	}
-	return a.s.access(a.tlb[:], p, off, false, a)
-}
-
-// WriteAt writes p at address off, as Space.WriteAt does.
-func (a *Accessor) WriteAt(p []byte, off int64) (int, error) {
-	if a.writeHit(p, Addr(off)) {
-		return len(p), nil
-	}
-	if a.closed {
-		return 0, closedErr()
-	}
-	return a.s.access(a.tlb[:], p, off, true, a)
+	return a.s.access(a.tlb[:], p, off, write, a)
 }
 
 // wordAt returns the address of the word at addr in the page e maps.

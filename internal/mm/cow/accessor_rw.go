@@ -25,20 +25,20 @@ func (a *Accessor) inPage(addr Addr, n int) *xlate {
 	return t
 }
 
-// readHit copies len(p) bytes at addr into p by a seqlock read if the TLB
-// maps them within one readable page, and reports whether it did.
-func (a *Accessor) readHit(p []byte, addr Addr) bool {
-	t := a.inPage(addr, len(p))
+// ReadAt reads len(p) bytes at address off, as Space.ReadAt does, by
+// seqlock reads through the TLB: no reference and no shared write.
+func (a *Accessor) ReadAt(p []byte, off int64) (int, error) {
+	t := a.inPage(Addr(off), len(p))
 	if debugRefReads || t == nil {
-		return false
+		return a.accessMiss(p, off, false)
 	}
 	ok := false
 	a.sec.rd.enter()
 	if !a.s.closed.Load() {
-		e := t.pteAt(a.pageIndex(addr))
+		e := t.pteAt(a.pageIndex(Addr(off)))
 		if e&(pte.Present|pte.ProtNone|pte.Zero) == pte.Present {
 			testhook.Run(testhook.LocklessAfterGrab)
-			seqlock.Copy(p, unsafe.Slice((*byte)(a.wordPtr(e, addr)), len(p)))
+			seqlock.Copy(p, unsafe.Slice((*byte)(a.wordPtr(e, Addr(off))), len(p)))
 			seqlock.Fence()
 			if ok = t.genp.Load() == t.gen; !ok {
 				clear(p) // another space's bytes, maybe: leave none behind
@@ -46,30 +46,36 @@ func (a *Accessor) readHit(p []byte, addr Addr) bool {
 		}
 	}
 	a.sec.rd.exit()
-	return ok
+	if !ok {
+		return a.accessMiss(p, off, false)
+	}
+	return len(p), nil
 }
 
-// writeHit copies p to addr if the TLB maps it within one page writable
-// now, and reports whether it did. The checks are writableHit's.
-func (a *Accessor) writeHit(p []byte, addr Addr) bool {
-	t := a.inPage(addr, len(p))
+// WriteAt writes p at address off, as Space.WriteAt does. The fast path's
+// checks are writableHit's.
+func (a *Accessor) WriteAt(p []byte, off int64) (int, error) {
+	t := a.inPage(Addr(off), len(p))
 	if t == nil {
-		return false
+		return a.accessMiss(p, off, true)
 	}
 	s := a.s
 	ok := false
 	a.sec.wr.enter()
 	if !s.closed.Load() && s.wpSeq.Load()&1 == 0 {
 		testhook.Run(testhook.LocklessBeforeEntry)
-		e := t.pteAt(a.pageIndex(addr))
+		e := t.pteAt(a.pageIndex(Addr(off)))
 		if e&(pte.Present|pte.Write|pte.ProtNone|pte.Zero) == pte.Present|pte.Write &&
 			(t.leaf == nil || !t.leaf.Shared()) && t.genp.Load() == t.gen {
 			testhook.Run(testhook.LocklessAfterGrab)
 			testhook.Run(testhook.LocklessAfterRecheck)
-			copy(unsafe.Slice((*byte)(a.wordPtr(e, addr)), len(p)), p)
+			copy(unsafe.Slice((*byte)(a.wordPtr(e, Addr(off))), len(p)), p)
 			ok = true
 		}
 	}
 	a.sec.wr.exit()
-	return ok
+	if !ok {
+		return a.accessMiss(p, off, true)
+	}
+	return len(p), nil
 }
