@@ -14,9 +14,9 @@ import (
 // general path (rw.go), which also begins with a TLB lookup but then loops
 // over runs of pages.
 
-// inPage returns the address of the len(p) bytes at addr if the TLB holds
-// addr's translation and they lie within one page, else nil. (A negative
-// or out-of-range address has no translation.)
+// inPage returns the TLB entry of addr's slot if it holds the slot's
+// translation and the n bytes at addr lie within one page, else nil. (A
+// negative or out-of-range address has no translation.)
 func (a *Accessor) inPage(addr Addr, n int) *xlate {
 	t, key := a.tlbSlot(addr)
 	if t.slot != key || uint64(addr)&a.pageMask+uint64(n) > a.pageMask+1 {
