@@ -22,8 +22,8 @@ import (
 // announcement is visible to them after the barrier, or its loads came
 // after its own barrier and see their change. Where membarrier(2) is not
 // available the announcement is a fenced store instead, and the waiters
-// skip the barrier. (ReadAt and WriteAt of a Space, which have no Accessor,
-// count themselves in sharded counters instead.)
+// skip the barrier. (ReadAt and WriteAt of a Space borrow a pooled
+// Accessor: accpool.go.)
 
 // relaxedAnnounce is whether an Accessor announces a section with a plain
 // store (the waiters call membarrier) rather than a fenced one. Decided

@@ -34,8 +34,7 @@ func (s *Space) WriteAt(p []byte, off int64) (int, error) {
 // access is ReadAt and WriteAt through the software TLB tlb (a power of two
 // of entries): lockless runs, and a page at a time under the map lock
 // where they stop. The lockless runs are in sections of acc (an
-// Accessor's: see accsections.go) or, with no Accessor, in sections of the
-// space's sharded counters.
+// Accessor's, maybe a pooled one: see accsections.go and accpool.go).
 func (s *Space) access(tlb []xlate, p []byte, off int64, write bool, acc *Accessor) (n int, err error) {
 	if err := checkAccess(off, len(p)); err != nil || len(p) == 0 {
 		return 0, err
