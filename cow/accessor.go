@@ -43,50 +43,45 @@ func (s *Space) NewAccessor() *Accessor {
 // ReadAt reads len(p) bytes at address off, as Space.ReadAt does. It
 // implements io.ReaderAt.
 func (a *Accessor) ReadAt(p []byte, off int64) (int, error) {
-	m, err := a.m()
-	if err != nil {
-		return 0, err
+	if a == nil { // written out, not a.m(), to stay within the inlining budget
+		return 0, errNoAccessor
 	}
-	return m.ReadAt(p, off)
+	return (*mm.Accessor)(a).ReadAt(p, off)
 }
 
 // WriteAt writes p at address off, as Space.WriteAt does: each page lands
 // wholly before or after a concurrent Fork. It implements io.WriterAt.
 func (a *Accessor) WriteAt(p []byte, off int64) (int, error) {
-	m, err := a.m()
-	if err != nil {
-		return 0, err
+	if a == nil {
+		return 0, errNoAccessor
 	}
-	return m.WriteAt(p, off)
+	return (*mm.Accessor)(a).WriteAt(p, off)
 }
 
 // LoadUint64 loads the 8 bytes at addr atomically.
 func (a *Accessor) LoadUint64(addr Addr) (uint64, error) {
-	m, err := a.m()
-	if err != nil {
-		return 0, err
+	if a == nil { // written out, not a.m(), to stay within the inlining budget
+		return 0, errNoAccessor
 	}
-	return m.LoadUint64(mm.Addr(addr))
+	return (*mm.Accessor)(a).LoadUint64(mm.Addr(addr))
 }
 
 // StoreUint64 stores v at addr atomically, faulting as a write would (a
 // first write allocates, a write to a page shared with a Fork copies it).
 func (a *Accessor) StoreUint64(addr Addr, v uint64) error {
-	m, err := a.m()
-	if err != nil {
-		return err
+	if a == nil {
+		return errNoAccessor
 	}
-	return m.StoreUint64(mm.Addr(addr), v)
+	return (*mm.Accessor)(a).StoreUint64(mm.Addr(addr), v)
 }
 
 // AddUint64 adds delta to the 8 bytes at addr atomically and returns the new
 // value.
 func (a *Accessor) AddUint64(addr Addr, delta uint64) (uint64, error) {
-	m, err := a.m()
-	if err != nil {
-		return 0, err
+	if a == nil {
+		return 0, errNoAccessor
 	}
-	return m.AddUint64(mm.Addr(addr), delta)
+	return (*mm.Accessor)(a).AddUint64(mm.Addr(addr), delta)
 }
 
 // CompareAndSwapUint64 stores new at addr if it holds old, atomically, and
@@ -94,11 +89,10 @@ func (a *Accessor) AddUint64(addr Addr, delta uint64) (uint64, error) {
 // matches is ErrProtection; one whose old value does not match returns
 // false (it would write nothing).
 func (a *Accessor) CompareAndSwapUint64(addr Addr, old, new uint64) (bool, error) {
-	m, err := a.m()
-	if err != nil {
-		return false, err
+	if a == nil {
+		return false, errNoAccessor
 	}
-	return m.CompareAndSwapUint64(mm.Addr(addr), old, new)
+	return (*mm.Accessor)(a).CompareAndSwapUint64(mm.Addr(addr), old, new)
 }
 
 // Close releases the Accessor; its methods report ErrClosed afterwards. A

@@ -124,7 +124,7 @@ func TestTrailForkDrain(t *testing.T) {
 			atReturn = make([]byte, 6)
 			c.ReadAt(atReturn, int64(addr))
 		}()
-		waitInStack("sections.(*Counter).Drain", forked) // Fork waits for this section
+		waitInStack("cow.(*accessorSet).wait", forked) // Fork waits for this section
 	})
 	grabbed.set(t, testhook.LocklessAfterGrab)
 	e.write(s, addr, []byte("inside"))

@@ -27,6 +27,11 @@ func TestTrailWriteRecheck(t *testing.T) {
 		"Accessor.StoreUint64": func(_ *cow.Space, acc *cow.Accessor, addr cow.Addr) error {
 			return acc.StoreUint64(addr, binary.NativeEndian.Uint64([]byte("parent!!")))
 		},
+		// The same with the translation already cached (a TLB hit: the
+		// fast path, not the refill).
+		"Accessor.StoreUint64/hit": func(_ *cow.Space, acc *cow.Accessor, addr cow.Addr) error {
+			return acc.StoreUint64(addr, binary.NativeEndian.Uint64([]byte("parent!!")))
+		},
 		"Accessor.View": func(_ *cow.Space, acc *cow.Accessor, addr cow.Addr) error {
 			return acc.View(addr, 8, true, func(p []byte) error {
 				copy(p, "parent!!")
@@ -41,6 +46,11 @@ func TestTrailWriteRecheck(t *testing.T) {
 			acc := s.NewAccessor()
 			defer acc.Close()
 			c := e.fork(s)
+			if name == "Accessor.StoreUint64/hit" {
+				if _, err := acc.LoadUint64(addr); err != nil { // fills the TLB: the slot's leaf, shared with c
+					t.Fatal(err)
+				}
+			}
 			paused := once(func() {
 				goWait(func() { e.write(s, addr+8*page, []byte("unshare")) })
 				goWait(func() { e.write(c, addr, []byte("child!!!")) })

@@ -3,7 +3,6 @@ package slab
 import (
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"runtime/metrics"
 	"slices"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/folio"
+	"github.com/anonfolio/anonfolio/internal/cputime"
 	"github.com/anonfolio/anonfolio/pin"
 )
 
@@ -62,13 +62,7 @@ func timeNs(n int, f func(n int)) float64 {
 }
 
 // cpuNs returns the CPU time f(n) takes on its thread, in ns per iteration.
-func cpuNs(n int, f func(n int)) float64 {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	t := threadCPU()
-	f(n)
-	return (threadCPU() - t) / float64(n)
-}
+func cpuNs(n int, f func(n int)) float64 { return cputime.PerOp(n, f) }
 
 // allocFree allocates and frees an n-byte block k times.
 func allocFree(h *Allocator, n, k int) {

@@ -9,16 +9,3 @@ import "unsafe"
 //
 //go:noescape
 func Load64(p unsafe.Pointer) uint64
-
-// StoreRelaxed32 stores v at p in one access, with no fence and
-// uninstrumented: an announcement whose ordering against later loads
-// comes from the other side's membarrier.
-//
-//go:noescape
-func StoreRelaxed32(p *uint32, v uint32)
-
-// StoreRelease32 stores v at p in one access, after every earlier load and
-// store of this goroutine (a store-release), uninstrumented.
-//
-//go:noescape
-func StoreRelease32(p *uint32, v uint32)

@@ -18,10 +18,3 @@ func Fence() {
 	var x atomic.Uint32
 	x.Add(0)
 }
-
-// StoreRelaxed32 stores v at p (an atomic store elsewhere than amd64 and
-// arm64).
-func StoreRelaxed32(p *uint32, v uint32) { atomic.StoreUint32(p, v) }
-
-// StoreRelease32 stores v at p (an atomic store).
-func StoreRelease32(p *uint32, v uint32) { atomic.StoreUint32(p, v) }

@@ -2,13 +2,10 @@ package cow
 
 import (
 	"errors"
-	"sync/atomic"
 	"unsafe"
 
 	"github.com/anonfolio/anonfolio/internal/mm/folio"
 	"github.com/anonfolio/anonfolio/internal/mm/pte"
-	"github.com/anonfolio/anonfolio/internal/seqlock"
-	"github.com/anonfolio/anonfolio/internal/testhook"
 )
 
 // Accessor is one goroutine's handle on a space: ReadAt and WriteAt, and
@@ -16,16 +13,53 @@ import (
 // tlb.go). Not for concurrent use (hand it over with a lock or a channel);
 // every method is safe against Fork, Unmap, Protect, Remap, Advise and
 // copy-on-write in other goroutines.
+//
+// The 8-byte operations have a fast path for a TLB hit (accessor_word.go)
+// that loads the entry and the word through pointers cached in the
+// translation; everything else goes out of line (accessor_miss.go).
 type Accessor struct {
-	sec    accSections // its lockless sections: see accsections.go
-	s      *Space
-	closed bool
+	sec accSections // its lockless sections: see accsections.go
+
+	// Set by NewAccessor; the fast path's constants.
+	s         *Space
+	base      unsafe.Pointer // the arena's memory: page p is at base + p<<pageShift
+	pageShift uint
+	leafShift uint
+	pageMask  uint64 // page size - 1
+	idxMask   uint64 // entries per leaf - 1
+
+	closed bool // by Close; the TLB is empty from then on, so every call misses
 	// inView is set while its View's fn runs, in a section of the
 	// Accessor's: a method called from fn would end that section early
 	// (the sequence is not nested) or fault under the map lock that a
-	// waiting Fork holds, so it reports ErrInvalid instead.
+	// waiting Fork holds, so it reports ErrInvalid instead. Every fast
+	// path misses meanwhile (tlbSlot), and the misses say why.
 	inView bool
 	tlb    [tlbEntries]xlate
+}
+
+// NewAccessor returns a new Accessor on s. On a closed space it returns an
+// Accessor whose methods report ErrClosed.
+func (s *Space) NewAccessor() *Accessor {
+	a := s.newAccessor()
+	if s.closed.Load() {
+		a.closed = true
+		return a
+	}
+	s.accs.add(a)
+	return a
+}
+
+// newAccessor returns an Accessor on s, not yet registered.
+func (s *Space) newAccessor() *Accessor {
+	return &Accessor{
+		s:         s,
+		base:      unsafe.Pointer(unsafe.SliceData(s.a.PageBytes(0, 1))),
+		pageShift: s.geo.PageShift,
+		leafShift: s.leafShift,
+		pageMask:  s.ps - 1,
+		idxMask:   uint64(s.geo.TableEntries - 1),
+	}
 }
 
 // unusable returns why a method cannot run: closed, or called from its
@@ -37,18 +71,6 @@ func (a *Accessor) unusable() error {
 	return invalid("an Accessor's methods cannot be called from its View's fn")
 }
 
-// NewAccessor returns a new Accessor on s. On a closed space it returns an
-// Accessor whose methods report ErrClosed.
-func (s *Space) NewAccessor() *Accessor {
-	a := &Accessor{s: s}
-	if s.closed.Load() {
-		a.closed = true
-		return a
-	}
-	s.accs.add(a)
-	return a
-}
-
 // Close releases the Accessor; its methods report ErrClosed afterwards. A
 // second Close returns nil.
 func (a *Accessor) Close() error {
@@ -57,167 +79,18 @@ func (a *Accessor) Close() error {
 	}
 	if !a.closed {
 		a.closed = true
+		a.tlb = [tlbEntries]xlate{} // no hit from here on: the misses report ErrClosed
 		a.s.accs.remove(a)
 	}
 	return nil
 }
 
-// ReadAt reads len(p) bytes at address off, as Space.ReadAt does, by
-// seqlock reads through the TLB: no reference and no shared write.
-func (a *Accessor) ReadAt(p []byte, off int64) (int, error) {
+// accessMiss is ReadAt and WriteAt past their fast path (accessor_rw.go).
+func (a *Accessor) accessMiss(p []byte, off int64, write bool) (int, error) {
 	if a.closed || a.inView {
 		return 0, a.unusable()
 	}
-	return a.s.access(a.tlb[:], p, off, false, a)
-}
-
-// WriteAt writes p at address off, as Space.WriteAt does.
-func (a *Accessor) WriteAt(p []byte, off int64) (int, error) {
-	if a.closed || a.inView {
-		return 0, a.unusable()
-	}
-	return a.s.access(a.tlb[:], p, off, true, a)
-}
-
-// word checks an 8-byte operation's address.
-func (a *Accessor) word(addr Addr) error {
-	switch {
-	case a.closed || a.inView:
-		return a.unusable()
-	case addr&7 != 0:
-		return invalid("address %#x of an 8-byte operation is not 8-byte aligned", uint64(addr))
-	case addr >= vaLimit:
-		return faultErr(addr)
-	}
-	return nil
-}
-
-// LoadUint64 loads the 8 bytes at addr atomically, in native byte order.
-func (a *Accessor) LoadUint64(addr Addr) (uint64, error) {
-	if err := a.word(addr); err != nil {
-		return 0, err
-	}
-	if v, ok := a.loadFast(addr); ok {
-		return v, nil
-	}
-	var v uint64
-	err := a.s.wordSlow(addr, false, func(p *uint64) { v = atomic.LoadUint64(p) })
-	return v, err
-}
-
-// loadFast is LoadUint64's seqlock read through the TLB, in a section that
-// Close waits for; ok is false if the slow path must do it.
-func (a *Accessor) loadFast(addr Addr) (uint64, bool) {
-	s := a.s
-	a.sec.rd.enter()
-	defer a.sec.rd.exit()
-	if s.closed.Load() {
-		return 0, false
-	}
-	for range 4 {
-		t := s.tlbEntry(a.tlb[:], addr)
-		if t == nil {
-			return 0, false
-		}
-		g := t.gen
-		e, _ := s.entry(t, addr, 1, false)
-		if !e.Present() || !e.Accessible() {
-			return 0, false
-		}
-		if e.Zero() {
-			return 0, true
-		}
-		testhook.Run(testhook.LocklessAfterGrab)
-		if debugRefReads {
-			return 0, false // the locked path holds a reference: see debug_on.go
-		}
-		v := seqlock.Load64(s.wordAt(e, addr))
-		seqlock.Fence()
-		if t.genNow() == g {
-			return v, true
-		}
-	}
-	return 0, false
-}
-
-// StoreUint64 stores v at addr atomically (faulting as a write would).
-func (a *Accessor) StoreUint64(addr Addr, v uint64) error {
-	if err := a.word(addr); err != nil {
-		return err
-	}
-	if p := a.writable(addr); p != nil {
-		atomic.StoreUint64((*uint64)(p), v)
-		a.sec.wr.exit()
-		return nil
-	}
-	return a.s.wordSlow(addr, true, func(p *uint64) { atomic.StoreUint64(p, v) })
-}
-
-// AddUint64 adds delta to the 8 bytes at addr atomically and returns the
-// new value.
-func (a *Accessor) AddUint64(addr Addr, delta uint64) (uint64, error) {
-	if err := a.word(addr); err != nil {
-		return 0, err
-	}
-	if p := a.writable(addr); p != nil {
-		v := atomic.AddUint64((*uint64)(p), delta)
-		a.sec.wr.exit()
-		return v, nil
-	}
-	var v uint64
-	err := a.s.wordSlow(addr, true, func(p *uint64) { v = atomic.AddUint64(p, delta) })
-	return v, err
-}
-
-// CompareAndSwapUint64 stores new at addr if it holds old, atomically, and
-// reports whether it did. In a read-only region a CAS whose old value
-// matches is ErrProtection (it would write); one that does not match
-// returns false.
-func (a *Accessor) CompareAndSwapUint64(addr Addr, old, new uint64) (bool, error) {
-	if err := a.word(addr); err != nil {
-		return false, err
-	}
-	if p := a.writable(addr); p != nil {
-		ok := atomic.CompareAndSwapUint64((*uint64)(p), old, new)
-		a.sec.wr.exit()
-		return ok, nil
-	}
-	var swapped bool
-	err := a.s.wordSlow(addr, true, func(p *uint64) { swapped = atomic.CompareAndSwapUint64(p, old, new) })
-	if errors.Is(err, ErrProtection) {
-		if v, rerr := a.LoadUint64(addr); rerr == nil && v != old {
-			return false, nil // nothing would have been written
-		}
-	}
-	return swapped, err
-}
-
-// writable returns the address of the word at addr if the TLB maps it
-// writable now, inside a section of the Accessor's that the caller exits
-// once it has written (nothing frees or write-protects the page
-// meanwhile); nil, outside any section, if the slow path must fault.
-func (a *Accessor) writable(addr Addr) unsafe.Pointer {
-	s := a.s
-	a.sec.wr.enter()
-	if s.closed.Load() || s.wpSeq.Load()&1 != 0 {
-		a.sec.wr.exit()
-		return nil
-	}
-	t := s.tlbEntry(a.tlb[:], addr)
-	if t == nil {
-		a.sec.wr.exit()
-		return nil
-	}
-	testhook.Run(testhook.LocklessBeforeEntry)
-	// The generation again after the entry: the leaf may have left the
-	// slot since the translation (the parent took its own copy of a leaf
-	// it shared with a child), and the entry read be the child's.
-	if e, _ := s.entry(t, addr, 1, true); e.Present() && e.Write() && t.genNow() == t.gen {
-		testhook.Run(testhook.LocklessAfterRecheck)
-		return s.wordAt(e, addr)
-	}
-	a.sec.wr.exit()
-	return nil
+	return a.s.access(a.tlb[:], p, off, write, a)
 }
 
 // wordAt returns the address of the word at addr in the page e maps.

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"unsafe"
+	"weak"
 
 	"github.com/anonfolio/anonfolio/internal/membarrier"
 	"github.com/anonfolio/anonfolio/internal/seqlock"
@@ -21,8 +22,8 @@ import (
 // announcement is visible to them after the barrier, or its loads came
 // after its own barrier and see their change. Where membarrier(2) is not
 // available the announcement is a fenced store instead, and the waiters
-// skip the barrier. (ReadAt and WriteAt of a Space, which have no Accessor,
-// count themselves in sharded counters instead.)
+// skip the barrier. (ReadAt and WriteAt of a Space borrow a pooled
+// Accessor: accpool.go.)
 
 // relaxedAnnounce is whether an Accessor announces a section with a plain
 // store (the waiters call membarrier) rather than a fenced one. Decided
@@ -70,12 +71,20 @@ type accSections struct {
 	_      [48]byte
 }
 
-// accessorSet is a space's open Accessors.
+// accessorSet is a space's open Accessors: those of NewAccessor, and the
+// pooled ones of Space.ReadAt and WriteAt (accpool.go), which it holds
+// weakly so that the pool can drop them.
 type accessorSet struct {
-	n  atomic.Int32 // len(live): a waiter with no Accessor to wait for skips the barrier
+	n  atomic.Int32 // len(live)+len(pooled): a waiter with no Accessor to wait for skips the barrier
 	mu sync.Mutex
 	// +checklocks:mu
 	live map[*Accessor]struct{}
+	// +checklocks:mu
+	pooled map[weak.Pointer[Accessor]]struct{}
+	pool   sync.Pool // of *Accessor, registered in pooled (accpool_norace.go)
+	// spare are the idle pooled Accessors of race builds (accpool_race.go).
+	// +checklocks:mu
+	spare []*Accessor
 }
 
 func (as *accessorSet) add(a *Accessor) {
@@ -84,15 +93,34 @@ func (as *accessorSet) add(a *Accessor) {
 		as.live = map[*Accessor]struct{}{}
 	}
 	as.live[a] = struct{}{}
-	as.n.Store(int32(len(as.live)))
+	as.count()
 	as.mu.Unlock()
 }
 
 func (as *accessorSet) remove(a *Accessor) {
 	as.mu.Lock()
 	delete(as.live, a)
-	as.n.Store(int32(len(as.live)))
+	as.count()
 	as.mu.Unlock()
+}
+
+// count stores n.
+//
+// +checklocks:as.mu
+func (as *accessorSet) count() { as.n.Store(int32(len(as.live) + len(as.pooled))) }
+
+// each calls f with every registered Accessor still alive.
+//
+// +checklocks:as.mu
+func (as *accessorSet) each(f func(a *Accessor)) {
+	for a := range as.live {
+		f(a)
+	}
+	for w := range as.pooled {
+		if a := w.Value(); a != nil {
+			f(a)
+		}
+	}
 }
 
 // wait returns once every write section (and with reads, every read
@@ -112,17 +140,17 @@ func (as *accessorSet) wait(reads bool) {
 	var small [8]inFlight
 	busy := small[:0]
 	as.mu.Lock()
-	for a := range as.live {
+	as.each(func(a *Accessor) {
 		if seq := a.sec.wr.pub.Load(); seq&1 != 0 {
 			busy = append(busy, inFlight{&a.sec.wr, seq})
 		}
 		if !reads {
-			continue
+			return
 		}
 		if seq := a.sec.rd.pub.Load(); seq&1 != 0 {
 			busy = append(busy, inFlight{&a.sec.rd, seq})
 		}
-	}
+	})
 	as.mu.Unlock()
 	for _, b := range busy {
 		for spin := 0; b.q.pub.Load() == b.seq; spin++ {

@@ -62,7 +62,7 @@ func (s *Space) mappedEnd(addr Addr) Addr {
 		return next
 	}
 	if t.leaf == nil {
-		return Addr(t.d.Addr(t.di)) + Addr(uint64(s.geo.TableEntries)*s.ps)
+		return Addr((uint64(addr)>>s.leafShift + 1) << s.leafShift) // the slot's end
 	}
 	e, n := s.entry(&t, addr, s.geo.TableEntries, false)
 	if !e.Present() {

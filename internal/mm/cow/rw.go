@@ -5,7 +5,6 @@ import (
 
 	"github.com/anonfolio/anonfolio/internal/mm/folio"
 	"github.com/anonfolio/anonfolio/internal/mm/pte"
-	"github.com/anonfolio/anonfolio/internal/sections"
 	"github.com/anonfolio/anonfolio/internal/seqlock"
 	"github.com/anonfolio/anonfolio/internal/testhook"
 )
@@ -20,8 +19,7 @@ const sectionBytes = 256 << 10
 // is ErrFault. It returns how many bytes it read before an error. It
 // implements io.ReaderAt over the space's addresses.
 func (s *Space) ReadAt(p []byte, off int64) (int, error) {
-	var tlb [1]xlate // this call's translations: one slot at a time
-	return s.access(tlb[:], p, off, false, nil)
+	return s.readAtPooled(p, off) // see accpool.go
 }
 
 // WriteAt writes p at address off, as CPU stores would: faulting pages in,
@@ -30,15 +28,13 @@ func (s *Space) ReadAt(p []byte, off int64) (int, error) {
 // wrote before an error. It implements io.WriterAt over the space's
 // addresses.
 func (s *Space) WriteAt(p []byte, off int64) (int, error) {
-	var tlb [1]xlate
-	return s.access(tlb[:], p, off, true, nil)
+	return s.writeAtPooled(p, off)
 }
 
 // access is ReadAt and WriteAt through the software TLB tlb (a power of two
 // of entries): lockless runs, and a page at a time under the map lock
 // where they stop. The lockless runs are in sections of acc (an
-// Accessor's: see accsections.go) or, with no Accessor, in sections of the
-// space's sharded counters.
+// Accessor's, maybe a pooled one: see accsections.go and accpool.go).
 func (s *Space) access(tlb []xlate, p []byte, off int64, write bool, acc *Accessor) (n int, err error) {
 	if err := checkAccess(off, len(p)); err != nil || len(p) == 0 {
 		return 0, err
@@ -88,23 +84,22 @@ func checkAccess(off int64, n int) error {
 // boundary, so that each page of a write lands wholly before or wholly
 // after a Fork that waits for it.
 func (s *Space) accessFast(tlb []xlate, addr Addr, p []byte, write bool, acc *Accessor) (done int, stuck bool) {
-	if acc != nil {
-		q := &acc.sec.rd
-		if write {
-			q = &acc.sec.wr
-		}
-		q.enter()
-		defer q.exit()
-	} else {
-		counter := &s.readers
-		if write {
-			counter = &s.writers
-		}
-		defer sections.Exit(counter.Enter())
+	q := &acc.sec.rd
+	if write {
+		q = &acc.sec.wr
 	}
+	q.enter()
 	if s.closed.Load() || write && s.wpSeq.Load()&1 != 0 {
+		q.exit()
 		return 0, true
 	}
+	done, stuck = s.accessRuns(tlb, addr, p, write)
+	q.exit()
+	return done, stuck
+}
+
+// accessRuns is accessFast's part inside the section.
+func (s *Space) accessRuns(tlb []xlate, addr Addr, p []byte, write bool) (done int, stuck bool) {
 	lim := min(len(p), sectionBytes-int(uint64(addr)%s.ps))
 	for done < lim {
 		var n int

@@ -47,15 +47,13 @@ type Space struct {
 	// while Close and Check quiesce the space). Lockless paths back out
 	// while it is odd, and GUP-fast rechecks it at the end.
 	wpSeq atomic.Uint64
-	// inflight counts the GUP-fast walks in flight (they hold references);
-	// writers, the reference-free lockless writes (WriteAt, an Accessor's
-	// stores), which no page they write may be freed under; readers, the
-	// seqlock reads of ReadAt, which only Close waits for. See tlb.go.
+	// inflight counts the GUP-fast walks in flight (they hold references).
 	inflight sections.Counter
-	writers  sections.Counter
-	readers  sections.Counter
 	// accs are the open Accessors, whose sections the same events wait
-	// for (accsections.go).
+	// for (accsections.go): the reference-free lockless writes (WriteAt, an
+	// Accessor's stores), which no page they write may be freed under, and
+	// the seqlock reads, which only Close waits for. Space.ReadAt and
+	// WriteAt run in sections of pooled Accessors (accpool.go). See tlb.go.
 	accs accessorSet
 
 	// copies records this space's COW copies in flight: each holds a
@@ -164,8 +162,7 @@ func (s *Space) Close() error {
 	}
 	s.closed.Store(true)
 	s.quiesceLocked()
-	s.readers.Drain() // ReadAt in flight: the arena may close after us
-	s.accs.wait(true)
+	s.accs.wait(true) // reads in flight too: the arena may close after us
 	for _, r := range s.regions {
 		s.zapRange(r.start, r.end)
 	}
@@ -185,7 +182,6 @@ func (s *Space) quiesceLocked() {
 	s.wpSeq.Add(1)
 	testhook.Run(testhook.Quiescing)
 	s.inflight.Drain()
-	s.writers.Drain()
 	s.accs.wait(false)
 }
 

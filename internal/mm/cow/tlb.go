@@ -1,6 +1,9 @@
 package cow
 
 import (
+	"sync/atomic"
+	"unsafe"
+
 	"github.com/anonfolio/anonfolio/internal/mm/pte"
 )
 
@@ -36,13 +39,14 @@ import (
 // section, wholly before any Fork that follows (a section ends on a page
 // boundary).
 
-// xlate is one cached slot translation: a TLB entry.
+// xlate is one cached slot translation: a TLB entry. A hit loads the
+// entry through ents and validates through genp, with no walk.
 type xlate struct {
-	slot uint64    // the slot's address >> leafShift, plus one; 0: empty
-	leaf *pte.Leaf // the leaf that maps the slot; nil: the huge entry of d's slot di
-	d    *pte.Dir
-	di   int
-	gen  uint64 // the generation the translation is valid for
+	slot uint64         // the slot's address >> leafShift, plus one; 0: empty
+	gen  uint64         // the generation the translation is valid for
+	genp *atomic.Uint64 // the generation word: the leaf's, or the directory slot's
+	ents *atomic.Uint64 // the leaf's first entry word, or the slot's huge entry word
+	leaf *pte.Leaf      // the leaf that maps the slot; nil: a huge entry maps it
 }
 
 // tlbEntries is the size of an Accessor's TLB: direct-mapped by slot, 128
@@ -68,7 +72,7 @@ func (s *Space) fill(t *xlate, addr Addr) bool {
 			if !d.Huge(di).Present() {
 				continue // split or cleared meanwhile
 			}
-			*t = xlate{slot: s.slotOf(addr), d: d, di: di, gen: g}
+			*t = xlate{slot: s.slotOf(addr), gen: g, genp: d.TLBGenWord(di), ents: d.HugeWord(di)}
 			return true
 		}
 		l := d.Leaf(di)
@@ -79,17 +83,21 @@ func (s *Space) fill(t *xlate, addr Addr) bool {
 		if d.Leaf(di) != l {
 			continue // replaced meanwhile
 		}
-		*t = xlate{slot: s.slotOf(addr), leaf: l, d: d, di: di, gen: g}
+		*t = xlate{slot: s.slotOf(addr), gen: g, genp: l.TLBGenWord(), ents: &l.EntryWords()[0], leaf: l}
 		return true
 	}
 }
 
 // genNow loads the current generation of t's translation.
-func (t *xlate) genNow() uint64 {
-	if t.leaf != nil {
-		return t.leaf.TLBGen()
+func (t *xlate) genNow() uint64 { return t.genp.Load() }
+
+// pteAt loads the entry that maps page i of t's slot (i < TableEntries),
+// live: a leaf's entry i, or the huge entry advanced to page i.
+func (t *xlate) pteAt(i uint64) pte.PTE {
+	if t.leaf == nil {
+		return pte.PTE(t.ents.Load()).Advance(int(i))
 	}
-	return t.d.TLBGen(t.di)
+	return pte.PTE((*atomic.Uint64)(unsafe.Add(unsafe.Pointer(t.ents), i*8)).Load())
 }
 
 // entry returns the entry that maps addr through t, read live, and how many
@@ -98,19 +106,18 @@ func (t *xlate) genNow() uint64 {
 // when the caller must take the slow path. A shared leaf is read-only to
 // every user, whatever its entries say: for a write it returns none.
 func (s *Space) entry(t *xlate, addr Addr, max int, write bool) (pte.PTE, int) {
+	i := int(uint64(addr)>>s.geo.PageShift) & (s.geo.TableEntries - 1)
 	if t.leaf == nil {
-		h := t.d.Huge(t.di)
+		h := pte.PTE(t.ents.Load())
 		if !h.Present() {
 			return 0, 0
 		}
-		k := int((uint64(addr) - t.d.Addr(t.di)) / s.ps)
-		return h.Advance(k), min(max, s.geo.TableEntries-k)
+		return h.Advance(i), min(max, s.geo.TableEntries-i)
 	}
 	l := t.leaf
 	if write && l.Shared() {
 		return 0, 0
 	}
-	i := l.Index(uint64(addr))
 	e := l.GetRaw(i)
 	if !e.Present() || e.Zero() {
 		return e, 1

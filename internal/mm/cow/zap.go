@@ -352,12 +352,9 @@ func (s *Space) movePTEs(old, new Addr, length uint64) {
 }
 
 // synchronizeWriters waits for the lockless writes that began before the
-// call: the space's and its Accessors' (a zap calls it between clearing the
-// entries and dropping their references).
-func (s *Space) synchronizeWriters() {
-	s.writers.Synchronize()
-	s.accs.wait(false)
-}
+// call, all in Accessor sections (WriteAt's too: accpool.go); a zap calls
+// it between clearing the entries and dropping their references.
+func (s *Space) synchronizeWriters() { s.accs.wait(false) }
 
 // sd0End returns the end of the directory range that contains addr.
 func sd0End(addr, dirSize uint64) uint64 { return (addr | (dirSize - 1)) + 1 }
