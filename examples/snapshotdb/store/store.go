@@ -13,6 +13,7 @@ import (
 
 	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/folio"
+	"github.com/anonfolio/anonfolio/slab"
 	"github.com/zeebo/xxh3"
 )
 
@@ -42,13 +43,20 @@ const defaultShards = 64
 // Go fields cache its header in the space (d) and are written through on
 // every change: the space always holds the whole state.
 type shard struct {
-	sp     *cow.Space // +checklocksignore: set once, before the store is shared
-	hdr    cow.Addr   // its header in the root region
-	minExp uint64     // the smallest table: one page of buckets
+	hdr    cow.Addr // its header in the root region
+	minExp uint64   // the smallest table: one page of buckets
 
 	mu sync.RWMutex
+	// mem is the writers' handle on the space: an Accessor, which only
+	// the holder of mu for writing may use (an Accessor is one
+	// goroutine's). Readers, who share mu, read through the Space or an
+	// Accessor of their own (Reader).
+	// +checklocks:mu
+	mem mem
 	// +checklocks:mu
 	d dictState
+	// alloc is the store's allocator (every shard has the same one): the
+	// field is the shard's so that Flush swaps it under the shard's lock.
 	// +checklocks:mu
 	alloc allocator
 	// rbuf is the writers' read scratch (a record looked up), wbuf the
@@ -72,13 +80,17 @@ type shard struct {
 type Store struct {
 	arena      *folio.Arena
 	sp         *cow.Space
+	spMem      mem // the Space itself, for readers without an Accessor
 	ps         int
 	root       cow.Addr // the superblock; the shard headers follow it
 	seed       uint64
 	shardShift uint // a key's shard is its hash >> shardShift
 	shards     []shard
-	heap       *slabHeap
 	clock      func() int64
+
+	// slab is the allocator, with where its reservation ends; Flush
+	// swaps it (with every shard's lock held), the cron reads it.
+	slab atomic.Pointer[slabRef]
 
 	// closed is set with every shard locked: a shard's lock holder sees
 	// it stable.
@@ -108,6 +120,37 @@ type Store struct {
 
 	saving atomic.Bool // a Save runs: one at a time
 	stats  statsState
+}
+
+// slabRef is the store's allocator and the bytes it reserved from its
+// root (the superblock records both).
+type slabRef struct {
+	a   *slab.Allocator
+	len uint64
+}
+
+// slabReserve is each size class's reservation (slab.Options.ClassReserve):
+// the largest block is an eighth of it, 2 GiB, room for the largest record
+// (MaxKeyLen + MaxValueLen + its header).
+const slabReserve = 16 << 30
+
+// newSlab makes the store's allocator in sp and measures its reservation.
+func newSlab(sp *cow.Space) (*slabRef, error) {
+	before := mappedBytes(sp)
+	a, err := slab.New(sp, slab.Options{ClassReserve: slabReserve})
+	if err != nil {
+		return nil, err
+	}
+	return &slabRef{a: a, len: mappedBytes(sp) - before}, nil
+}
+
+// mappedBytes is the length of every region of sp.
+func mappedBytes(sp *cow.Space) uint64 {
+	var n uint64
+	for _, r := range sp.Regions() {
+		n += uint64(r.Length)
+	}
+	return n
 }
 
 // Open returns a new, empty store.
@@ -153,12 +196,12 @@ func create(opts Options, seed uint64) (*Store, error) {
 	if err != nil {
 		return fail(err)
 	}
-	heap, err := newSlab(sp, uint64(a.Stats().TotalPages)*uint64(ps), opts.Shards)
+	heap, err := newSlab(sp)
 	if err != nil {
 		return fail(err)
 	}
 	sb := superblock{shardBits: uint32(bits.TrailingZeros(uint(opts.Shards))), seed: seed,
-		shards: root + cow.Addr(ps), slab: heap.meta, pageSize: uint32(ps)}
+		shards: root + cow.Addr(ps), slab: heap.a.Root(), slabLen: heap.len, pageSize: uint32(ps)}
 	var b [supLen]byte
 	sb.encode(b[:])
 	if _, err := sp.WriteAt(b[:], int64(root)); err != nil {
@@ -169,11 +212,7 @@ func create(opts Options, seed uint64) (*Store, error) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		c, err := heap.cache(i)
-		if err == nil {
-			sh.alloc = c
-			err = sh.reset(expExceeding(perShard, sh.minExp))
-		}
+		err := sh.reset(expExceeding(perShard, sh.minExp))
 		sh.mu.Unlock()
 		if err != nil {
 			return fail(err)
@@ -197,15 +236,19 @@ func newSpace(opts Options) (*folio.Arena, *cow.Space, error) {
 }
 
 // newStore returns the Go side of a store whose state is in sp; the
-// shards' dicts and allocators are for the caller to fill.
-func newStore(a *folio.Arena, sp *cow.Space, root cow.Addr, sb superblock, heap *slabHeap, opts Options) *Store {
+// shards' dicts are for the caller to fill.
+func newStore(a *folio.Arena, sp *cow.Space, root cow.Addr, sb superblock, heap *slabRef, opts Options) *Store {
 	ps := sp.PageSize()
-	s := &Store{arena: a, sp: sp, ps: ps, root: root, seed: sb.seed, shardShift: 64 - uint(sb.shardBits),
-		shards: make([]shard, 1<<sb.shardBits), heap: heap, clock: opts.Clock}
+	s := &Store{arena: a, sp: sp, spMem: mem{sp: sp}, ps: ps, root: root, seed: sb.seed, shardShift: 64 - uint(sb.shardBits),
+		shards: make([]shard, 1<<sb.shardBits), clock: opts.Clock}
+	s.slab.Store(heap)
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.sp, sh.hdr = sp, sb.shards+cow.Addr(i*ps)
+		sh.hdr = sb.shards + cow.Addr(i*ps)
 		sh.minExp = uint64(bits.TrailingZeros(uint(ps / 8)))
+		sh.mu.Lock()
+		sh.mem, sh.alloc = mem{acc: sp.NewAccessor()}, heap.a
+		sh.mu.Unlock()
 	}
 	s.refMu.Lock()
 	s.refs = 1
@@ -243,20 +286,23 @@ func (s *Store) Now() int64 { return s.clock() }
 
 func (s *Store) now() int64 { return s.clock() }
 
-// lockAll takes every shard's lock, in index order, then the slab's: the
-// quiesce. Nothing of the store's state changes until unlockAll.
+// lockAll takes every shard's lock, in index order, then quiesces the
+// allocator (its class locks): the quiesce. Nothing of the store's state
+// changes until unlockAll calls the resume it returns.
 //
 // +checklocksignore: every shard's lock, a dynamic set.
-func (s *Store) lockAll() {
+func (s *Store) lockAll() (resume func()) {
 	for i := range s.shards {
 		s.shards[i].mu.Lock()
 	}
-	s.heap.mu.Lock()
+	return s.slab.Load().a.Quiesce()
 }
 
+// unlockAll ends lockAll: resume is what it returned.
+//
 // +checklocksignore: every shard's lock, a dynamic set.
-func (s *Store) unlockAll() {
-	s.heap.mu.Unlock()
+func (s *Store) unlockAll(resume func()) {
+	resume()
 	for i := range s.shards {
 		s.shards[i].mu.Unlock()
 	}
@@ -266,16 +312,24 @@ func (s *Store) unlockAll() {
 // they are closed; the memory goes back to the host with the last of them.
 // Closing a closed store is a no-op.
 func (s *Store) Close() error {
-	s.lockAll()
+	resume := s.lockAll()
 	if s.closed.Load() {
-		s.unlockAll()
+		s.unlockAll(resume)
 		return nil
 	}
 	s.closed.Store(true)
+	for i := range s.shards {
+		s.shards[i].closeMem()
+	}
 	err := s.sp.Close()
-	s.unlockAll()
+	s.unlockAll(resume)
 	return errorsJoin(err, s.unref())
 }
+
+// closeMem closes the shard's Accessor, with its lock held.
+//
+// +checklocksignore: the caller holds sh.mu (Close, every shard's lock).
+func (sh *shard) closeMem() { sh.mem.acc.Close() }
 
 // ref counts one more user of the arena (a snapshot).
 func (s *Store) ref() {
@@ -307,8 +361,9 @@ func (s *Store) Len() int {
 	return n
 }
 
-// Flush removes every key (FLUSHALL): the slab's regions are mapped
-// afresh, their memory going back to the arena once no snapshot shares it.
+// Flush removes every key (FLUSHALL): the store takes a new allocator and
+// unmaps the old one's reservation, whose memory goes back to the arena
+// once no snapshot shares it (a time that does not grow with the keys).
 //
 // +checklocksignore: it holds every shard's lock, a dynamic set.
 func (s *Store) Flush() error {
@@ -323,22 +378,35 @@ func (s *Store) Flush() error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	if err := s.heap.reset(); err != nil {
+	old := s.slab.Load()
+	heap, err := newSlab(s.sp)
+	if err != nil {
 		return err
 	}
+	// The superblock first: from here on it names the new allocator.
+	var b [supLen]byte
+	if _, err := s.sp.ReadAt(b[:], int64(s.root)); err != nil {
+		return err
+	}
+	sb, err := decodeSuper(b[:])
+	if err != nil {
+		return err
+	}
+	sb.slab, sb.slabLen = heap.a.Root(), heap.len
+	sb.encode(b[:])
+	if _, err := s.sp.WriteAt(b[:], int64(s.root)); err != nil {
+		return err
+	}
+	s.slab.Store(heap)
 	for i := range s.shards {
 		sh := &s.shards[i]
-		c, err := s.heap.cache(i)
-		if err != nil {
-			return err
-		}
-		sh.alloc = c
+		sh.alloc = heap.a
 		if err := sh.reset(sh.minExp); err != nil {
 			return err
 		}
 		sh.dirty++
 	}
-	return nil
+	return s.sp.Unmap(old.a.Root(), int(old.len))
 }
 
 // Maintain does the store's background work for up to budget: it moves

@@ -12,25 +12,6 @@ import (
 	"github.com/anonfolio/anonfolio/folio"
 )
 
-func TestClassOf(t *testing.T) {
-	for n := 1; n <= maxSmall; n++ {
-		c := classOf(n)
-		if c >= nClasses || classSizes[c] < n || (c > 0 && classSizes[c-1] >= n) {
-			t.Fatalf("classOf(%d) = %d (%d bytes), previous %d", n, c, classSizes[min(c, nClasses-1)], classSizes[max(c-1, 0)])
-		}
-		if waste := classSizes[c] - n; waste >= fineStep && waste*perDouble > classSizes[c] {
-			t.Fatalf("classOf(%d): a chunk of %d bytes wastes more than an eighth", n, classSizes[c])
-		}
-	}
-	if classSizes[nClasses-1] != maxSmall || spanSize/maxSmall < 4 {
-		t.Fatalf("%d classes up to %d bytes in spans of %d", nClasses, classSizes[nClasses-1], spanSize)
-	}
-	// The classes' state fits the smallest page: a cache page, the heap's header.
-	if nClasses*classStride > 4096 || hpClasses+16*nClasses > 4096 {
-		t.Fatalf("%d classes do not fit a 4 KiB page", nClasses)
-	}
-}
-
 // TestModel runs random Puts, Gets, Deletes and snapshots against a Go
 // map: every answer must match, and every snapshot must keep the state it
 // was taken in while the store goes on.
@@ -203,7 +184,7 @@ func finishRehash(t testing.TB, s *Store) {
 }
 
 func TestBadInput(t *testing.T) {
-	s := openTest(t, testOptions())
+	s := openTest(t, Options{Arena: folio.Config{Size: 64 << 20}})
 	if err := s.Put(make([]byte, MaxKeyLen+1), nil); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("oversized key: %v", err)
 	}
