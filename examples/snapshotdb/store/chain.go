@@ -49,7 +49,7 @@ type Chain struct {
 
 const chainHeader = "anonfolio-chain 1"
 
-func (c *Chain) manifest() string       { return filepath.Join(c.Dir, c.Name+".chain") }
+func (c *Chain) manifest() string        { return filepath.Join(c.Dir, c.Name+".chain") }
 func (c *Chain) path(file string) string { return filepath.Join(c.Dir, file) }
 
 // Load opens the store the directory holds: the manifest's chain, or

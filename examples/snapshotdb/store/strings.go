@@ -4,7 +4,6 @@ import (
 	"math"
 	"strconv"
 	"unsafe"
-
 )
 
 // The string commands of Redis, each atomic: a command holds the lock of
