@@ -67,7 +67,10 @@ func (s *Store) Get(key []byte) ([]byte, error) { return s.AppendGet(nil, key) }
 // AppendGet appends the value stored under key to dst, or returns
 // ErrNotFound (unwrapped). With a dst of enough spare capacity it does
 // not allocate: it reads the record straight into that room.
-func (s *Store) AppendGet(dst, key []byte) ([]byte, error) {
+func (s *Store) AppendGet(dst, key []byte) ([]byte, error) { return s.appendGet(s.spMem, dst, key) }
+
+// appendGet is AppendGet, reading through m.
+func (s *Store) appendGet(m mem, dst, key []byte) ([]byte, error) {
 	h := keyHash(s.seed, key)
 	sh := s.shardOf(h)
 	sh.mu.RLock()
@@ -76,7 +79,7 @@ func (s *Store) AppendGet(dst, key []byte) ([]byte, error) {
 		return dst, ErrClosed
 	}
 	spare := dst[len(dst):cap(dst)]
-	f, ok, buf, err := lookup(s.spMem, &sh.d, h, key, spare, true)
+	f, ok, buf, err := lookup(m, &sh.d, h, key, spare, true)
 	if err != nil || !ok {
 		sh.mu.RUnlock()
 		return dst, errorsJoin(err, ErrNotFound)
@@ -93,7 +96,7 @@ func (s *Store) AppendGet(dst, key []byte) ([]byte, error) {
 		sh.mu.RUnlock()
 		return out, nil
 	}
-	dst, err = appendValue(s.spMem, dst, &f, buf)
+	dst, err = appendValue(m, dst, &f, buf)
 	sh.mu.RUnlock()
 	return dst, err
 }
