@@ -22,6 +22,13 @@ const (
 	collapseScan    = 64 // ranges looked at per call, at most
 )
 
+// KeepSplit stops (keep true) or resumes the collapses. A collapse
+// copies a range into a new huge folio: to package snapshot every page of
+// it is written, so the next delta holds the whole 2 MiB. A store saved in
+// deltas keeps its ranges split instead (reads there cost a page-table
+// leaf more: see above).
+func (s *Store) KeepSplit(keep bool) { s.keepSplit.Store(keep) }
+
 // collapseSome collapses up to collapsePerCall ranges of the allocator's
 // blocks that are not mapped huge, scanning on from where the last call stopped;
 // the pages a collapse replaced go back to the kernel.
@@ -42,7 +49,7 @@ func (s *Store) collapseSome() error {
 //
 // +checklocks:s.cronMu
 func (s *Store) collapseRanges() (int, error) {
-	if s.noCollapse || s.saves.Load() > 0 {
+	if s.noCollapse || s.saves.Load() > 0 || s.keepSplit.Load() {
 		return 0, nil
 	}
 	ref := s.slab.Load()

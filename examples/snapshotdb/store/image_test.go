@@ -97,8 +97,15 @@ func TestSaveLoad(t *testing.T) {
 // TestSaveUnderWrites saves while writers go on. Each writer owns its keys
 // and logs its operations in order; since the Fork is atomic with respect to
 // every Put and Delete, the image must be, for each writer, its keys'
-// initial state plus exactly a prefix of its log.
+// initial state plus exactly a prefix of its log. With deltas, every round
+// after the first saves a delta, and the chain so far must load as that.
 func TestSaveUnderWrites(t *testing.T) {
+	for _, delta := range []bool{false, true} {
+		t.Run(fmt.Sprintf("delta=%v", delta), func(t *testing.T) { saveUnderWrites(t, delta) })
+	}
+}
+
+func saveUnderWrites(t *testing.T, delta bool) {
 	const writers = 3
 	keys, rounds := 3000, 3
 	if testing.Short() {
@@ -106,6 +113,7 @@ func TestSaveUnderWrites(t *testing.T) {
 	}
 	s := openTest(t, testOptions())
 	model := fill(t, s, keys, rand.New(rand.NewPCG(4, 0)))
+	var chain [][]byte // with delta: the images so far
 	type op struct {
 		key, value string
 		del        bool
@@ -145,13 +153,33 @@ func TestSaveUnderWrites(t *testing.T) {
 			}()
 		}
 		var image bytes.Buffer
-		err := s.Save(&image)
+		info, err := s.SaveWith(&image, SaveOptions{Delta: delta && round > 0})
 		close(stop)
 		wg.Wait()
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := loadContents(t, image.Bytes())
+		if info.Delta != (delta && round > 0) {
+			t.Fatalf("round %d: a delta %v, want %v", round, info.Delta, delta && round > 0)
+		}
+		var got map[string]string
+		if delta {
+			chain = append(chain, image.Bytes())
+			rs := make([]io.Reader, len(chain))
+			for i, b := range chain {
+				rs[i] = bytes.NewReader(b)
+			}
+			l, err := LoadChain(rs, testOptions())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = contents(t, l.Range)
+			checkStore(t, l, got)
+			l.Close()
+			t.Logf("round %d: an image of %d pages (delta %v)", round, info.Pages, info.Delta)
+		} else {
+			got = loadContents(t, image.Bytes())
+		}
 		for w := range writers {
 			// Replay the log, tracking how many of w's keys differ from
 			// the image: some prefix must leave none.

@@ -118,8 +118,9 @@ type Store struct {
 	// +checklocks:refMu
 	refs int
 
-	saving atomic.Bool // a Save runs: one at a time
-	stats  statsState
+	saving    atomic.Bool // a Save runs: one at a time
+	keepSplit atomic.Bool // no collapses: KeepSplit
+	stats     statsState
 }
 
 // slabRef is the store's allocator and the bytes it reserved from its
