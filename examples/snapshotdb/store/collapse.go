@@ -55,16 +55,17 @@ func (s *Store) collapseRanges() (int, error) {
 	ref := s.slab.Load()
 	root, end := ref.a.Root(), ref.a.Root()+cow.Addr(ref.len)
 	pmd := cow.Addr(s.ps * s.ps / 8) // what a page-table leaf maps: the PMD size
+	area := cow.Addr(classReserve(s.maxRecord))
 	done := 0
 	for range collapseScan {
-		if s.collapseNext < root+slabReserve || s.collapseNext+pmd > end {
-			s.collapseNext = root + slabReserve // the first class's area (the header's is before it)
+		if s.collapseNext < root+area || s.collapseNext+pmd > end {
+			s.collapseNext = root + area // the first class's area (the header's is before it)
 		}
 		addr := s.collapseNext
 		s.collapseNext += pmd
 		e, ok := s.sp.Pagemap(addr)
 		if !ok { // past what this class populated: the next class's area
-			s.collapseNext = root + (addr-root)/slabReserve*slabReserve + slabReserve
+			s.collapseNext = root + (addr-root)/area*area + area
 			continue
 		}
 		if e.Huge {

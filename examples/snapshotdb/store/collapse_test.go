@@ -14,10 +14,11 @@ func notHuge(s *Store) int {
 	ref := s.slab.Load()
 	pmd := cow.Addr(s.ps * s.ps / 8)
 	n := 0
-	for a := ref.a.Root() + slabReserve; a+pmd <= ref.a.Root()+cow.Addr(ref.len); a += pmd {
+	area := cow.Addr(classReserve(s.maxRecord))
+	for a := ref.a.Root() + area; a+pmd <= ref.a.Root()+cow.Addr(ref.len); a += pmd {
 		e, ok := s.sp.Pagemap(a)
 		if !ok { // the end of what this class populated
-			a = ref.a.Root() + (a-ref.a.Root())/slabReserve*slabReserve + slabReserve - pmd
+			a = ref.a.Root() + (a-ref.a.Root())/area*area + area - pmd
 			continue
 		}
 		if !e.Huge {

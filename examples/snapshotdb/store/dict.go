@@ -300,8 +300,8 @@ func expExceeding(n uint64, minExp uint64) uint64 {
 // +checklocks:sh.mu
 func (sh *shard) expandIfNeeded(canResize bool) error {
 	d := &sh.d
-	if d.rehashing() || d.count < d.t[0].size() || d.t[0].exp >= maxTableExp {
-		return nil
+	if d.rehashing() || d.count < d.t[0].size() || d.t[0].exp >= maxTableExp || 16<<d.t[0].exp > sh.maxRecord {
+		return nil // at its largest (an array of buckets is one block): chains grow instead
 	}
 	if !canResize && d.count/d.t[0].size() <= forceResizeRatio {
 		return nil
@@ -330,7 +330,7 @@ func (sh *shard) startRehash(exp uint64) error {
 		return nil
 	}
 	t := table{exp: exp}
-	addr, err := sh.alloc.Alloc(t.bytes())
+	addr, err := sh.allocBlock(t.bytes())
 	if err != nil {
 		return err
 	}

@@ -27,9 +27,10 @@ const (
 	supShards    = 24 // cow.Addr: the first shard header
 	supSlab      = 32 // cow.Addr: the allocator's root (slab.Open finds it there)
 	supSlabLen   = 40 // uint64: the bytes the allocator reserved from its root
-	supPageSize  = 48 // uint32
-	supCRC       = 52 // uint32: CRC-32C of the bytes before it
-	supLen       = 56
+	supMaxRecord = 48 // uint64: Options.MaxRecord, the allocator's largest block
+	supPageSize  = 56 // uint32
+	supCRC       = 60 // uint32: CRC-32C of the bytes before it
+	supLen       = 64
 
 	maxShardBits = 8 // at most 256 shards
 )
@@ -177,6 +178,7 @@ type superblock struct {
 	shards    cow.Addr
 	slab      cow.Addr
 	slabLen   uint64
+	maxRecord uint64
 	pageSize  uint32
 }
 
@@ -189,6 +191,7 @@ func (sb *superblock) encode(b []byte) {
 	le.PutUint64(b[supShards:], uint64(sb.shards))
 	le.PutUint64(b[supSlab:], uint64(sb.slab))
 	le.PutUint64(b[supSlabLen:], sb.slabLen)
+	le.PutUint64(b[supMaxRecord:], sb.maxRecord)
 	le.PutUint32(b[supPageSize:], sb.pageSize)
 	le.PutUint32(b[supCRC:], crc32.Checksum(b[:supCRC], castagnoli))
 }
@@ -210,10 +213,14 @@ func decodeSuper(b []byte) (superblock, error) {
 		shards:    cow.Addr(le.Uint64(b[supShards:])),
 		slab:      cow.Addr(le.Uint64(b[supSlab:])),
 		slabLen:   le.Uint64(b[supSlabLen:]),
+		maxRecord: le.Uint64(b[supMaxRecord:]),
 		pageSize:  le.Uint32(b[supPageSize:]),
 	}
 	if sb.shardBits > maxShardBits {
 		return sb, corrupt("%d shard bits", sb.shardBits)
+	}
+	if sb.maxRecord < minMaxRecord || sb.maxRecord > maxMaxRecord || sb.maxRecord&(sb.maxRecord-1) != 0 {
+		return sb, corrupt("records of up to %d bytes", sb.maxRecord)
 	}
 	return sb, nil
 }

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"fmt"
+
 	"github.com/anonfolio/anonfolio/cow"
 )
 
@@ -54,7 +56,7 @@ func (sh *shard) insert(h uint64, key, value []byte, expire int64, canResize boo
 		}
 	}
 	n := recordLen(len(key), len(value))
-	addr, err := sh.alloc.Alloc(n)
+	addr, err := sh.allocBlock(n)
 	if err != nil {
 		return err
 	}
@@ -87,6 +89,17 @@ func (sh *shard) insert(h uint64, key, value []byte, expire int64, canResize boo
 	d.count++
 	sh.dirty++
 	return sh.writeHeader()
+}
+
+// allocBlock allocates a block of n bytes, at most the store's
+// MaxRecord (ErrTooLarge otherwise).
+//
+// +checklocks:sh.mu
+func (sh *shard) allocBlock(n int) (cow.Addr, error) {
+	if uint64(n) > sh.maxRecord {
+		return 0, fmt.Errorf("%w: a block of %d bytes, more than the store's MaxRecord (%d)", ErrTooLarge, n, sh.maxRecord)
+	}
+	return sh.alloc.Alloc(n)
 }
 
 // inPlaceSlack: a record keeps its block when it wastes less than this
@@ -126,7 +139,7 @@ func (sh *shard) update(f *hit, key, value []byte, expire int64) error {
 	addr := f.addr
 	if !inPlace(n, size) {
 		var err error
-		if addr, err = sh.alloc.Alloc(n); err != nil {
+		if addr, err = sh.allocBlock(n); err != nil {
 			return err
 		}
 	}

@@ -34,7 +34,22 @@ type Options struct {
 	// Clock returns the time in unix milliseconds, for TTLs; nil means
 	// the system clock. Tests give a fake one.
 	Clock func() int64
+	// MaxRecord is the largest record (a key, its value and 32 bytes)
+	// the store takes, and so the largest bucket array and TTL array: a
+	// power of two from 256 KiB to 8 GiB; 0 means 32 MiB. A larger record
+	// is ErrTooLarge. The allocator reserves address space in proportion
+	// (slab.Options.ClassReserve is 8 times it), and a save visits every
+	// 2 MiB of that reservation: 32 MiB makes 38 GiB, about 12 ms a save.
+	// A loaded store keeps its image's.
+	MaxRecord int
 }
+
+// Bounds of Options.MaxRecord.
+const (
+	defaultMaxRecord = 32 << 20
+	minMaxRecord     = 256 << 10
+	maxMaxRecord     = 8 << 30
+)
 
 const defaultShards = 64
 
@@ -43,8 +58,9 @@ const defaultShards = 64
 // Go fields cache its header in the space (d) and are written through on
 // every change: the space always holds the whole state.
 type shard struct {
-	hdr    cow.Addr // its header in the root region
-	minExp uint64   // the smallest table: one page of buckets
+	hdr       cow.Addr // its header in the root region
+	maxRecord uint64   // the largest block it may ask for (Options.MaxRecord)
+	minExp    uint64   // the smallest table: one page of buckets
 
 	mu sync.RWMutex
 	// mem is the writers' handle on the space: an Accessor, which only
@@ -87,6 +103,7 @@ type Store struct {
 	shardShift uint // a key's shard is its hash >> shardShift
 	shards     []shard
 	clock      func() int64
+	maxRecord  uint64 // the superblock's: the largest record, bucket array, TTL array
 
 	// slab is the allocator, with where its reservation ends; Flush
 	// swaps it (with every shard's lock held), the cron reads it.
@@ -130,15 +147,16 @@ type slabRef struct {
 	len uint64
 }
 
-// slabReserve is each size class's reservation (slab.Options.ClassReserve):
-// the largest block is an eighth of it, 2 GiB, room for the largest record
-// (MaxKeyLen + MaxValueLen + its header).
-const slabReserve = 16 << 30
+// classReserve is each size class's reservation (slab.Options.ClassReserve)
+// for records of up to maxRecord bytes: the largest block is an eighth of
+// it.
+func classReserve(maxRecord uint64) uint64 { return max(8*maxRecord, 2<<20) }
 
-// newSlab makes the store's allocator in sp and measures its reservation.
-func newSlab(sp *cow.Space) (*slabRef, error) {
+// newSlab makes the store's allocator in sp, for records of up to
+// maxRecord bytes, and measures its reservation.
+func newSlab(sp *cow.Space, maxRecord uint64) (*slabRef, error) {
 	before := mappedBytes(sp)
-	a, err := slab.New(sp, slab.Options{ClassReserve: slabReserve})
+	a, err := slab.New(sp, slab.Options{ClassReserve: int64(classReserve(maxRecord))})
 	if err != nil {
 		return nil, err
 	}
@@ -167,6 +185,12 @@ func (o *Options) fill() error {
 	}
 	if o.Shards == 0 {
 		o.Shards = defaultShards
+	}
+	if o.MaxRecord == 0 {
+		o.MaxRecord = defaultMaxRecord
+	}
+	if o.MaxRecord < minMaxRecord || o.MaxRecord > maxMaxRecord || o.MaxRecord&(o.MaxRecord-1) != 0 {
+		return fmt.Errorf("%w: MaxRecord %d: want a power of two from %d to %d", cow.ErrInvalid, o.MaxRecord, minMaxRecord, maxMaxRecord)
 	}
 	if o.Shards < 1 || o.Shards > 1<<maxShardBits || o.Shards&(o.Shards-1) != 0 {
 		return fmt.Errorf("%w: %d shards: want a power of two up to %d", cow.ErrInvalid, o.Shards, 1<<maxShardBits)
@@ -197,12 +221,12 @@ func create(opts Options, seed uint64) (*Store, error) {
 	if err != nil {
 		return fail(err)
 	}
-	heap, err := newSlab(sp)
+	heap, err := newSlab(sp, uint64(opts.MaxRecord))
 	if err != nil {
 		return fail(err)
 	}
 	sb := superblock{shardBits: uint32(bits.TrailingZeros(uint(opts.Shards))), seed: seed,
-		shards: root + cow.Addr(ps), slab: heap.a.Root(), slabLen: heap.len, pageSize: uint32(ps)}
+		shards: root + cow.Addr(ps), slab: heap.a.Root(), slabLen: heap.len, maxRecord: uint64(opts.MaxRecord), pageSize: uint32(ps)}
 	var b [supLen]byte
 	sb.encode(b[:])
 	if _, err := sp.WriteAt(b[:], int64(root)); err != nil {
@@ -240,12 +264,12 @@ func newSpace(opts Options) (*folio.Arena, *cow.Space, error) {
 // shards' dicts are for the caller to fill.
 func newStore(a *folio.Arena, sp *cow.Space, root cow.Addr, sb superblock, heap *slabRef, opts Options) *Store {
 	ps := sp.PageSize()
-	s := &Store{arena: a, sp: sp, spMem: mem{sp: sp}, ps: ps, root: root, seed: sb.seed, shardShift: 64 - uint(sb.shardBits),
+	s := &Store{arena: a, sp: sp, spMem: mem{sp: sp}, ps: ps, maxRecord: sb.maxRecord, root: root, seed: sb.seed, shardShift: 64 - uint(sb.shardBits),
 		shards: make([]shard, 1<<sb.shardBits), clock: opts.Clock}
 	s.slab.Store(heap)
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.hdr = sb.shards + cow.Addr(i*ps)
+		sh.hdr, sh.maxRecord = sb.shards+cow.Addr(i*ps), sb.maxRecord
 		sh.minExp = uint64(bits.TrailingZeros(uint(ps / 8)))
 		sh.mu.Lock()
 		sh.mem, sh.alloc = mem{acc: sp.NewAccessor()}, heap.a
@@ -380,7 +404,7 @@ func (s *Store) Flush() error {
 		return ErrClosed
 	}
 	old := s.slab.Load()
-	heap, err := newSlab(s.sp)
+	heap, err := newSlab(s.sp, s.maxRecord)
 	if err != nil {
 		return err
 	}

@@ -471,7 +471,10 @@ func (s *Store) Append(key, suffix []byte) (int, error) {
 	}
 	// Move: a block of room to spare, the old record copied over.
 	room := min(2*n, n+(1<<20))
-	addr, err := sh.alloc.Alloc(room)
+	if uint64(room) > sh.maxRecord {
+		room = max(n, int(sh.maxRecord)) // no spare room past the limit (allocBlock refuses n past it)
+	}
+	addr, err := sh.allocBlock(room)
 	if err != nil {
 		return 0, err
 	}

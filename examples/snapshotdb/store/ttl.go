@@ -32,7 +32,7 @@ func (sh *shard) ttlReserve() error {
 		return nil
 	}
 	ncap := max(minTTLCap, 2*d.ttlCap)
-	addr, err := sh.alloc.Alloc(int(ncap * 8))
+	addr, err := sh.allocBlock(int(ncap * 8))
 	if err != nil {
 		return err
 	}

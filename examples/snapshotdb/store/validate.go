@@ -30,7 +30,7 @@ func attach(a *folio.Arena, sp *cow.Space, opts Options) (*Store, error) {
 		return nil, corrupt("an image of %d-byte pages in a space of %d-byte pages", sb.pageSize, ps)
 	case sb.shards != root+cow.Addr(ps) || !rootOK:
 		return nil, corrupt("the root region does not hold %d shard headers", len(v.dicts))
-	case sb.slabLen < 2*slabReserve || sb.slabLen%slabReserve != 0 || !slabOK || slabRegion.Addr != sb.slab ||
+	case sb.slabLen < 2*classReserve(sb.maxRecord) || sb.slabLen%classReserve(sb.maxRecord) != 0 || !slabOK || slabRegion.Addr != sb.slab ||
 		(root >= sb.slab && uint64(root-sb.slab) < sb.slabLen) || rootRegion.Addr == slabRegion.Addr:
 		return nil, corrupt("the allocator's reservation (%d bytes at %#x) is not mapped, or holds the root", sb.slabLen, sb.slab)
 	}
