@@ -106,7 +106,7 @@ type Snapshot struct {
 }
 
 // Snapshot returns a read-only view of the store as it is now. It quiesces
-// the store (every shard's lock, then the slab's), forks its space and
+// the store (every shard's lock, then the allocator's), forks its space and
 // resumes: writers wait for the Fork only.
 func (s *Store) Snapshot() (*Snapshot, error) {
 	start := time.Now()
