@@ -42,6 +42,8 @@ func BenchmarkCommands(b *testing.B) {
 				}
 			}
 			c := newClient(0, nil)
+			c.sr = st.NewReader()
+			defer c.sr.Close()
 			c.rd.buf = req
 			b.ReportAllocs()
 			b.ResetTimer()

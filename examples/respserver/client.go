@@ -2,6 +2,8 @@ package main
 
 import (
 	"net"
+
+	"github.com/anonfolio/anonfolio/examples/snapshotdb/store"
 	"sync/atomic"
 	"time"
 )
@@ -40,8 +42,9 @@ type client struct {
 	id      int64
 	conn    net.Conn
 	rd      *reader
-	out     []byte // replies not yet written
-	val     []byte // scratch for a value read from the store
+	out     []byte        // replies not yet written
+	val     []byte        // scratch for a value read from the store
+	sr      *store.Reader // the connection's reads (GET) go through its own Accessor
 	created time.Time
 	name    atomic.Pointer[string]
 	quit    bool // close once the replies are written

@@ -10,7 +10,7 @@ import (
 // The string commands. GET and SET are the hot path: no allocation.
 
 func cmdGet(s *server, c *client, args [][]byte) {
-	v, err := s.st.AppendGet(c.val[:0], args[1])
+	v, err := c.sr.AppendGet(c.val[:0], args[1])
 	switch {
 	case err == nil:
 		c.val = v[:0]

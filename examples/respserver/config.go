@@ -30,6 +30,9 @@ type config struct {
 	save []savePoint
 	// +checklocks:mu
 	hz int
+	// saveDelta: a save after the first writes a delta (save-delta yes).
+	// +checklocks:mu
+	saveDelta bool
 
 	port       int // read only
 	bind       string
@@ -83,6 +86,19 @@ func (c *config) dumpPath() string {
 	return filepath.Join(c.dir, c.dbfilename)
 }
 
+// chainFiles returns the directory and the name the saves use.
+func (c *config) chainFiles() (dir, name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dir, c.dbfilename
+}
+
+func (c *config) deltas() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.saveDelta
+}
+
 func (c *config) hzValue() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -117,14 +133,28 @@ var params = map[string]param{
 			return err
 		},
 	},
-	// Incremental saves (the snapshot package's deltas, issue 15) are not
-	// built yet: the parameter exists so that it can be asked for.
+	// Incremental saves: with yes, a save writes a delta (the pages
+	// written since the previous save) after the chain's full image (see
+	// persist.go and the README).
 	"save-delta": {
-		get: func(*config) string { return "no" },
-		set: func(_ *config, v string) error {
-			if !strings.EqualFold(v, "no") {
-				return errors.New("incremental saves are not available yet (they wait for the snapshot package)")
+		get: func(c *config) string {
+			if c.deltas() {
+				return "yes"
 			}
+			return "no"
+		},
+		set: func(c *config, v string) error {
+			var on bool
+			switch {
+			case strings.EqualFold(v, "yes"):
+				on = true
+			case strings.EqualFold(v, "no"):
+			default:
+				return errors.New("argument must be 'yes' or 'no'")
+			}
+			c.mu.Lock()
+			c.saveDelta = on
+			c.mu.Unlock()
 			return nil
 		},
 	},

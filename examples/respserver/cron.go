@@ -20,6 +20,7 @@ func (s *server) cron() {
 		if _, err := s.st.ExpireCycle(tick / 4); err != nil {
 			s.logf("active expiry: %v", err)
 		}
+		s.st.KeepSplit(s.cfg.deltas()) // a collapse would make the next delta hold its whole 2 MiB
 		if err := s.st.Maintain(time.Millisecond); err != nil {
 			s.logf("rehash: %v", err)
 		}

@@ -30,6 +30,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:6380", "address to listen on (keep it on loopback: there is no authentication)")
 	dir := flag.String("dir", ".", "directory of the dump file")
 	file := flag.String("dbfilename", "dump.kv", "the dump file: loaded at start if present, written by SAVE, BGSAVE and save points")
+	saveDelta := flag.Bool("save-delta", false, "save deltas after a full image (dbfilename.chain lists them; see README)")
 	save := flag.String("save", defaultSave, `save points, "seconds changes ...", as Redis's save parameter; "" for none`)
 	arena := flag.Int64("arena", 2<<30, "bytes of memory for the store and its snapshots (reserved, touched on use)")
 	capacity := flag.Int("capacity", 0, "keys to size the index for up front (0: grow as keys come)")
@@ -55,9 +56,14 @@ func main() {
 	if err != nil {
 		log.Fatalf("-save: %v", err)
 	}
+	if *saveDelta {
+		params["save-delta"].set(cfg, "yes")
+	}
 	opts := store.Options{Arena: folio.Config{Size: *arena}, Capacity: *capacity}
 	path := cfg.dumpPath()
-	st, loaded, err := loadImage(path, opts)
+	chainDir, chainName := cfg.chainFiles()
+	chain := &store.Chain{Dir: chainDir, Name: chainName}
+	st, loaded, err := loadImage(chain, opts)
 	if err != nil {
 		log.Fatalf("loading %s: %v", path, err)
 	}
@@ -69,6 +75,7 @@ func main() {
 		log.Fatal(err)
 	}
 	srv := newServer(st, cfg)
+	srv.setChain(chain)
 	if loaded {
 		srv.setLoaded(st.Len())
 	}

@@ -31,6 +31,11 @@ type persistence struct {
 	lastOK bool // the last background save succeeded
 	// +checklocks:mu
 	loadedKeys int64
+	// chain is where the saves go: the dump file, or with save-delta a
+	// full image and its deltas (store.Chain). It is made again when dir
+	// or dbfilename change.
+	// +checklocks:mu
+	chain *store.Chain
 
 	wg sync.WaitGroup // the background save
 }
@@ -41,11 +46,38 @@ func (p *persistence) init(start time.Time) {
 	p.mu.Unlock()
 }
 
-// writeImage saves the store to the dump file: the one place a save
-// happens. Incremental saves (CONFIG SET save-delta yes) will write a
-// delta here after the first full image, once the snapshot package lands.
+// writeImage saves the store: the one place a save happens. Without
+// save-delta it writes the dump file (dbfilename) whole; with it, a delta
+// of the pages written since the previous save, after the chain's full
+// image (see store.Chain and the README's Persistence).
 func (s *server) writeImage() error {
-	return s.st.SaveFile(s.cfg.dumpPath())
+	info, err := s.currentChain().Save(s.st, s.cfg.deltas())
+	if err == nil {
+		kind := "full image"
+		if info.Delta {
+			kind = "delta"
+		}
+		s.logf("saved a %s: %d keys, %d pages, %d bytes", kind, info.Keys, info.Pages, info.Bytes)
+	}
+	return err
+}
+
+// currentChain returns the chain of the configured dir and dbfilename.
+func (s *server) currentChain() *store.Chain {
+	dir, name := s.cfg.chainFiles()
+	s.persist.mu.Lock()
+	defer s.persist.mu.Unlock()
+	if c := s.persist.chain; c == nil || c.Dir != dir || c.Name != name {
+		s.persist.chain = &store.Chain{Dir: dir, Name: name}
+	}
+	return s.persist.chain
+}
+
+// setChain makes c (the chain the store was loaded from) the saves' chain.
+func (s *server) setChain(c *store.Chain) {
+	s.persist.mu.Lock()
+	s.persist.chain = c
+	s.persist.mu.Unlock()
 }
 
 // saveNow is SAVE: a save in the foreground (the store goes on serving the
@@ -118,8 +150,7 @@ func (s *server) checkSavePoints() {
 	if len(points) == 0 {
 		return
 	}
-	st := s.st.Stats()
-	changes := st.Dirty - st.DirtyAtLastSave
+	changes := s.st.Dirty() - s.st.DirtyAtLastSave()
 	s.persist.mu.Lock()
 	defer s.persist.mu.Unlock()
 	if s.persist.bgsaving {
@@ -166,10 +197,11 @@ func (s *server) setLoaded(keys int) {
 	s.persist.mu.Unlock()
 }
 
-// loadImage loads the store from the dump file if there is one: the seam
-// where a chain of incremental images will be loaded.
-func loadImage(path string, opts store.Options) (*store.Store, bool, error) {
-	st, err := store.LoadFile(path, opts)
+// loadImage loads the store from the chain's manifest and files (a full
+// image and its deltas), or else from the dump file alone, if there is
+// one; else it opens an empty store. A broken chain is an error.
+func loadImage(c *store.Chain, opts store.Options) (*store.Store, bool, error) {
+	st, err := c.Load(opts)
 	if errors.Is(err, os.ErrNotExist) {
 		st, err = store.Open(opts)
 		return st, false, err

@@ -123,7 +123,7 @@ func TestBgsaveAndRestart(t *testing.T) {
 	}
 
 	// The background image: every key, each value whole, the TTLs.
-	l, err := store.Load(strings.NewReader(string(image)), store.Options{Arena: folio.Config{Size: 64 << 20}})
+	l, err := store.Load(strings.NewReader(string(image)), store.Options{Arena: folio.Config{Size: 256 << 20}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestSaveCommands(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	waitBgsave(t, ts.c)
-	l, err := store.LoadFile(dump, store.Options{Arena: folio.Config{Size: 64 << 20}})
+	l, err := store.LoadFile(dump, store.Options{Arena: folio.Config{Size: 256 << 20}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestSaveCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitBgsave(t, ts.c)
-	if l, err := store.LoadFile(dump, store.Options{Arena: folio.Config{Size: 64 << 20}}); err != nil || l.Len() != 0 {
+	if l, err := store.LoadFile(dump, store.Options{Arena: folio.Config{Size: 256 << 20}}); err != nil || l.Len() != 0 {
 		t.Errorf("the image after FLUSHALL: %v", err)
 	} else {
 		l.Close()

@@ -175,6 +175,8 @@ func (s *server) forget(c *client) {
 // handle serves one connection until it closes, QUIT or a protocol error.
 func (s *server) handle(c *client) {
 	defer s.forget(c)
+	c.sr = s.st.NewReader()
+	defer c.sr.Close()
 	for {
 		for {
 			args, ok, err := c.rd.next()

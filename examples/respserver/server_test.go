@@ -63,8 +63,9 @@ func startServerShards(t *testing.T, dir, save string, shards int) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := store.Options{Arena: folio.Config{Size: 64 << 20}, Shards: shards, Clock: clock.now}
-	st, loaded, err := loadImage(cfg.dumpPath(), opts)
+	opts := store.Options{Arena: folio.Config{Size: 256 << 20}, Shards: shards, Clock: clock.now}
+	chain := &store.Chain{Dir: dir, Name: "dump.kv"}
+	st, loaded, err := loadImage(chain, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,6 +75,7 @@ func startServerShards(t *testing.T, dir, save string, shards int) *testServer {
 	}
 	ts := &testServer{srv: newServer(st, cfg), st: st, addr: ln.Addr().String(), dir: dir, clock: clock, done: make(chan error, 1)}
 	ts.srv.logf = t.Logf
+	ts.srv.setChain(chain)
 	if loaded {
 		ts.srv.setLoaded(st.Len())
 	}
@@ -168,9 +170,12 @@ func TestServerCommands(t *testing.T) {
 		{args: args("SELECT", "1"), wantErr: "ERR DB index is out of range"},
 		{args: args("HELLO", "3"), wantErr: "NOPROTO unsupported protocol version"},
 		{args: args("HELLO", "x"), wantErr: "ERR Protocol version is not an integer or out of range"},
-		{args: args("CONFIG", "SET", "save-delta", "yes"), wantErr: "ERR CONFIG SET failed (possibly related to argument 'save-delta')"},
+		{args: args("CONFIG", "SET", "save-delta", "maybe"), wantErr: "ERR CONFIG SET failed (possibly related to argument 'save-delta')"},
 		{args: args("CONFIG", "SET", "appendonly", "yes"), wantErr: "ERR CONFIG SET failed (possibly related to argument 'appendonly')"},
 		{args: args("CONFIG", "GET", "save-delta"), want: list("save-delta", "no")},
+		{args: args("CONFIG", "SET", "save-delta", "yes"), want: "OK"},
+		{args: args("CONFIG", "GET", "save-delta"), want: list("save-delta", "yes")},
+		{args: args("CONFIG", "SET", "save-delta", "no"), want: "OK"},
 	})
 }
 

@@ -28,7 +28,7 @@ func startChild(t *testing.T, dir string, flags ...string) (*exec.Cmd, *redis.Cl
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	cmd := exec.Command(os.Args[0], append([]string{"-addr", addr, "-dir", dir, "-arena", fmt.Sprint(64 << 20)}, flags...)...)
+	cmd := exec.Command(os.Args[0], append([]string{"-addr", addr, "-dir", dir, "-arena", fmt.Sprint(256 << 20)}, flags...)...)
 	cmd.Env = append(os.Environ(), "RESPSERVER_MAIN=1")
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
@@ -102,7 +102,7 @@ func TestSignals(t *testing.T) {
 				}
 				return
 			}
-			l, err := store.LoadFile(dump, store.Options{Arena: folio.Config{Size: 64 << 20}})
+			l, err := store.LoadFile(dump, store.Options{Arena: folio.Config{Size: 256 << 20}})
 			if err != nil {
 				t.Fatalf("%v\n%s", err, log.String())
 			}

@@ -50,6 +50,28 @@ func BenchmarkGet(b *testing.B) {
 	})
 }
 
+// BenchmarkGetReader is BenchmarkGet through a Reader per goroutine (an
+// Accessor of its own) instead of the Space's ReadAt.
+func BenchmarkGetReader(b *testing.B) {
+	s := benchStore(b, benchKeys, 256)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		rd := s.NewReader()
+		defer rd.Close()
+		r := rand.New(rand.NewPCG(rand.Uint64(), 1))
+		key := make([]byte, 0, 32)
+		buf := make([]byte, 0, 512)
+		for pb.Next() {
+			key = benchKey(key[:0], r.IntN(benchKeys))
+			var err error
+			if buf, err = rd.AppendGet(buf[:0], key); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 // BenchmarkSet: SET of random existing keys (an overwrite in place).
 func BenchmarkSet(b *testing.B) {
 	s := benchStore(b, benchKeys, 256)

@@ -22,8 +22,15 @@ const (
 	collapseScan    = 64 // ranges looked at per call, at most
 )
 
-// collapseSome collapses up to collapsePerCall ranges of the slab's spans
-// that are not mapped huge, scanning on from where the last call stopped;
+// KeepSplit stops (keep true) or resumes the collapses. A collapse
+// copies a range into a new huge folio: to package snapshot every page of
+// it is written, so the next delta holds the whole 2 MiB. A store saved in
+// deltas keeps its ranges split instead (reads there cost a page-table
+// leaf more: see above).
+func (s *Store) KeepSplit(keep bool) { s.keepSplit.Store(keep) }
+
+// collapseSome collapses up to collapsePerCall ranges of the allocator's
+// blocks that are not mapped huge, scanning on from where the last call stopped;
 // the pages a collapse replaced go back to the kernel.
 //
 // +checklocks:s.cronMu
@@ -35,30 +42,34 @@ func (s *Store) collapseSome() error {
 	return err
 }
 
-// collapseRanges does collapseSome's collapses and returns how many.
+// collapseRanges does collapseSome's collapses and returns how many. It
+// walks the allocator's class areas (slabRanges), each from its start up
+// to its first PMD range not populated: slab carves each class's blocks
+// from the start of its area up.
 //
 // +checklocks:s.cronMu
 func (s *Store) collapseRanges() (int, error) {
-	if s.noCollapse || s.saves.Load() > 0 {
+	if s.noCollapse || s.saves.Load() > 0 || s.keepSplit.Load() {
 		return 0, nil
 	}
-	h := s.heap
-	h.mu.Lock()
-	end := h.spans + cow.Addr(h.top*spanSize)
-	h.mu.Unlock()
+	ref := s.slab.Load()
+	root, end := ref.a.Root(), ref.a.Root()+cow.Addr(ref.len)
 	pmd := cow.Addr(s.ps * s.ps / 8) // what a page-table leaf maps: the PMD size
+	area := cow.Addr(classReserve(s.maxRecord))
 	done := 0
 	for range collapseScan {
-		if s.collapseNext < h.spans || s.collapseNext+pmd > end {
-			s.collapseNext = h.spans // the spans region is PMD-aligned (Map)
-			if s.collapseNext+pmd > end {
-				return 0, nil
-			}
+		if s.collapseNext < root+area || s.collapseNext+pmd > end {
+			s.collapseNext = root + area // the first class's area (the header's is before it)
 		}
 		addr := s.collapseNext
 		s.collapseNext += pmd
-		if e, ok := s.sp.Pagemap(addr); !ok || e.Huge {
-			continue // not populated there, or huge already
+		e, ok := s.sp.Pagemap(addr)
+		if !ok { // past what this class populated: the next class's area
+			s.collapseNext = root + (addr-root)/area*area + area
+			continue
+		}
+		if e.Huge {
+			continue
 		}
 		err := s.sp.Advise(addr, int(pmd), cow.Collapse)
 		switch {

@@ -11,13 +11,17 @@ import (
 // notHuge counts the PMD ranges of the carved spans that are populated
 // but not mapped by a huge entry.
 func notHuge(s *Store) int {
-	s.heap.mu.Lock()
-	end := s.heap.spans + cow.Addr(s.heap.top*spanSize)
-	s.heap.mu.Unlock()
+	ref := s.slab.Load()
 	pmd := cow.Addr(s.ps * s.ps / 8)
 	n := 0
-	for a := s.heap.spans; a+pmd <= end; a += pmd {
-		if e, ok := s.sp.Pagemap(a); ok && !e.Huge {
+	area := cow.Addr(classReserve(s.maxRecord))
+	for a := ref.a.Root() + area; a+pmd <= ref.a.Root()+cow.Addr(ref.len); a += pmd {
+		e, ok := s.sp.Pagemap(a)
+		if !ok { // the end of what this class populated
+			a = ref.a.Root() + (a-ref.a.Root())/area*area + area - pmd
+			continue
+		}
+		if !e.Huge {
 			n++
 		}
 	}

@@ -201,7 +201,7 @@ func TestCommandsModel(t *testing.T) {
 					if err := s.Save(&img); err != nil {
 						t.Fatal(err)
 					}
-					l, err := Load(&img, Options{Arena: folio.Config{Size: 16 << 20}, Clock: clock.Load})
+					l, err := Load(&img, Options{Arena: folio.Config{Size: 256 << 20}, Clock: clock.Load})
 					if err != nil {
 						t.Fatalf("op %d: loading a save: %v", i, err)
 					}
@@ -257,7 +257,7 @@ func checkImage(t testing.TB, s *Store) {
 	if err := s.Save(&img); err != nil {
 		t.Fatal(err)
 	}
-	l, err := Load(&img, Options{Arena: folio.Config{Size: 16 << 20}})
+	l, err := Load(&img, Options{Arena: folio.Config{Size: 256 << 20}})
 	if err != nil {
 		t.Fatalf("the store's image does not load: %v", err)
 	}
@@ -377,7 +377,7 @@ func stress(t *testing.T, writers, opsPerWriter int) {
 				t.Error(err)
 				return
 			}
-			l, err := Load(&img, Options{Arena: folio.Config{Size: 16 << 20}})
+			l, err := Load(&img, Options{Arena: folio.Config{Size: 256 << 20}})
 			if err != nil {
 				t.Errorf("save %d does not load: %v", n, err)
 				return

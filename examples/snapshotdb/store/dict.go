@@ -91,7 +91,7 @@ func decodeDict(b []byte) dictState {
 }
 
 // readDict reads the shard header at addr of sp.
-func readDict(sp *cow.Space, addr cow.Addr) (dictState, error) {
+func readDict(sp mem, addr cow.Addr) (dictState, error) {
 	var b [shardHdrSz]byte
 	if _, err := sp.ReadAt(b[:], int64(addr)); err != nil {
 		return dictState{}, err
@@ -119,7 +119,7 @@ func grow(b []byte, n int) []byte {
 // candidate record into buf, which it returns (grown if it had to): with
 // whole, a record below 64 KiB is then whole in buf[:rec.len()], the value
 // included; otherwise buf holds at least the header and key.
-func lookup(sp *cow.Space, d *dictState, h uint64, key []byte, buf []byte, whole bool) (hit, bool, []byte, error) {
+func lookup(sp mem, d *dictState, h uint64, key []byte, buf []byte, whole bool) (hit, bool, []byte, error) {
 	h32 := uint32(h)
 	for ti := range 2 {
 		t := d.t[ti]
@@ -176,7 +176,7 @@ func lookup(sp *cow.Space, d *dictState, h uint64, key []byte, buf []byte, whole
 
 // locate finds the record at addr, whose hash is h32, in d's tables: the
 // way to the record from the TTL array.
-func locate(sp *cow.Space, d *dictState, h32 uint32, addr cow.Addr) (hit, error) {
+func locate(sp mem, d *dictState, h32 uint32, addr cow.Addr) (hit, error) {
 	t := d.t[0]
 	if d.rehashing() && uint64(h32)&t.mask() < d.rehashIdx {
 		t = d.t[1]
@@ -218,7 +218,7 @@ func (sh *shard) rehashStep(n int) error {
 	for n > 0 && visits > 0 && d.rehashIdx < d.t[0].size() {
 		k := min(16, d.t[0].size()-d.rehashIdx)
 		base := d.t[0].addr + cow.Addr(d.rehashIdx*8)
-		if _, err := sh.sp.ReadAt(grp[:k*8], int64(base)); err != nil {
+		if _, err := sh.mem.ReadAt(grp[:k*8], int64(base)); err != nil {
 			return err
 		}
 		for i := range k {
@@ -234,7 +234,7 @@ func (sh *shard) rehashStep(n int) error {
 			if err := sh.moveChain(p); err != nil {
 				return err
 			}
-			if err := writeU64(sh.sp, base+cow.Addr(i*8), 0); err != nil {
+			if err := writeU64(sh.mem, base+cow.Addr(i*8), 0); err != nil {
 				return err
 			}
 			d.rehashIdx++
@@ -264,19 +264,19 @@ func (sh *shard) moveChain(p uint64) error {
 		}
 		addr, _ := untag(p)
 		var b [recHash + 4]byte
-		if _, err := sh.sp.ReadAt(b[:], int64(addr)); err != nil {
+		if _, err := sh.mem.ReadAt(b[:], int64(addr)); err != nil {
 			return err
 		}
 		next, h32 := binary.LittleEndian.Uint64(b[recNext:]), binary.LittleEndian.Uint32(b[recHash:])
 		dst := d.t[1].bucket(h32)
-		head, err := readU64(sh.sp, dst)
+		head, err := readU64(sh.mem, dst)
 		if err != nil {
 			return err
 		}
-		if err := writeU64(sh.sp, addr+recNext, head); err != nil {
+		if err := writeU64(sh.mem, addr+recNext, head); err != nil {
 			return err
 		}
-		if err := writeU64(sh.sp, dst, p); err != nil {
+		if err := writeU64(sh.mem, dst, p); err != nil {
 			return err
 		}
 		p = next
@@ -300,8 +300,8 @@ func expExceeding(n uint64, minExp uint64) uint64 {
 // +checklocks:sh.mu
 func (sh *shard) expandIfNeeded(canResize bool) error {
 	d := &sh.d
-	if d.rehashing() || d.count < d.t[0].size() || d.t[0].exp >= maxTableExp {
-		return nil
+	if d.rehashing() || d.count < d.t[0].size() || d.t[0].exp >= maxTableExp || 16<<d.t[0].exp > sh.maxRecord {
+		return nil // at its largest (an array of buckets is one block): chains grow instead
 	}
 	if !canResize && d.count/d.t[0].size() <= forceResizeRatio {
 		return nil
@@ -330,7 +330,7 @@ func (sh *shard) startRehash(exp uint64) error {
 		return nil
 	}
 	t := table{exp: exp}
-	addr, err := sh.alloc.Alloc(t.bytes())
+	addr, err := sh.allocBlock(t.bytes())
 	if err != nil {
 		return err
 	}
@@ -350,7 +350,7 @@ func (sh *shard) startRehash(exp uint64) error {
 func (sh *shard) writeHeader() error {
 	var b [shardHdrSz]byte
 	sh.d.encode(b[:])
-	_, err := sh.sp.WriteAt(b[:], int64(sh.hdr))
+	_, err := sh.mem.WriteAt(b[:], int64(sh.hdr))
 	return err
 }
 
@@ -359,7 +359,7 @@ func (sh *shard) writeHeader() error {
 // binary over the high bits of the mask, so that the buckets a key can be
 // in before and after any number of resizes are visited in an order
 // where a key present throughout the scan is returned at least once.
-func scanStep(sp *cow.Space, d *dictState, v uint64, emit func(p uint64) error) (uint64, error) {
+func scanStep(sp mem, d *dictState, v uint64, emit func(p uint64) error) (uint64, error) {
 	chain := func(t table, i uint64) error {
 		if d.rehashing() && t == d.t[0] && i < d.rehashIdx {
 			return nil // moved: t[1] holds those keys
@@ -418,7 +418,7 @@ func nextCursor(v, mask uint64) uint64 {
 func reverseBits(v uint64) uint64 { return bits.Reverse64(v) }
 
 // readRecord reads the record p points to into buf (grown), whole.
-func readRecord(sp *cow.Space, p uint64, buf []byte) (recHeader, []byte, error) {
+func readRecord(sp mem, p uint64, buf []byte) (recHeader, []byte, error) {
 	addr, tl := untag(p)
 	n := tl
 	if n == 0 {

@@ -11,11 +11,13 @@
 // locks, and caches of the space's headers that it writes through on every
 // change. The space holds:
 //
-//	root    the superblock (magic, version, hash seed, where the rest is),
-//	        then one page per shard: its header (the two bucket tables of
-//	        its dict and the rehash index, its key count, its TTL array)
-//	slab    the allocator (slab.go): its header, a cache page per shard,
-//	        span descriptors, then the spans the blocks are carved from
+//	root    the superblock (magic, version, hash seed, where the allocator
+//	        is and what it reserved), then one page per shard: its header
+//	        (the two bucket tables of its dict and the rehash index, its
+//	        key count, its TTL array)
+//	slab    package slab's allocator (kmalloc for a space): its header at
+//	        its root, then one area per size class; every record, bucket
+//	        array and TTL array is one of its blocks
 //
 // A key belongs to the shard given by the top bits of its hash (xxh3,
 // seeded). A shard's dict is a chained hash table grown and shrunk by an
@@ -33,29 +35,31 @@
 // readers (GET, EXISTS, TTL...) share it, writers hold it, each command
 // for its whole length, so that every command is atomic as in Redis. A
 // command over several keys (MSET, DEL, MGET...) locks their shards in
-// index order. There is no global lock on any command's path: the slab's
-// own lock is taken only to hand a cache a new page of chunks or a large
-// block.
+// index order. There is no global lock on any command's path: the
+// allocator's locks are per size class. A shard's writers access the
+// space through the shard's Accessor (they hold its lock alone); readers
+// through the Space, or through a Reader of their own, whose Accessor
+// makes their reads lockless and cheaper.
 //
 // # Consistency at a Fork (the quiesce)
 //
 // A Fork copies the space page by page, atomically with respect to each
-// page only. For the snapshot to be a consistent store, Snapshot first
-// quiesces it: it takes every shard's lock (in index order) and then the
-// slab's, forks, and releases them. Every change to the store's state is
-// made under one of those locks, so none is half done at the Fork; the
-// writers wait for the Fork only (tens of microseconds with 64 shards).
-// Whoever forks the store's space must do the same (the snapshot
-// package's Options.Quiesce is that hook).
+// page only. For the snapshot to be a consistent store, Snapshot and Save
+// first quiesce it: every shard's lock (in index order), then the
+// allocator's Quiesce (its class locks); fork; release. Every change to
+// the store's state is made under one of those locks, so none is half
+// done at the Fork; the writers wait for the Fork only (tens of
+// microseconds with 64 shards). Save passes that quiesce to package
+// snapshot as Options.Quiesce.
 //
-// # Image
+// # Images
 //
-// Save streams the regions of a snapshot as they are in memory (save.go),
-// unmapping each window of the snapshot once written so that later writes
-// reuse pages instead of copying them. Load maps each region back at its
-// address, then checks the checksums and every invariant of the layout
-// (validate.go), so that a truncated, corrupted or crafted image is
-// ErrCorrupt and loads nothing. Save, Load and the slab are the seams where
-// the library's snapshot and slab packages (issues 15 and 16) will replace
-// the store's own, incremental saves included.
+// Save is package snapshot's Save of the store's space (its format; go doc
+// snapshot): a full image, or with SaveDelta the pages written since the
+// previous save. Load and LoadChain load a full image and its deltas into
+// a new space (a broken chain or a damaged image loads nothing), then
+// open the allocator (slab.Open, Check) and check every invariant of the
+// store's layout (validate.go), so that a crafted image is ErrCorrupt.
+// Chain keeps a directory's images (manifest, full image, deltas) so that
+// a crash never leaves a chain that does not load.
 package store

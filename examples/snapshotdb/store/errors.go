@@ -22,6 +22,10 @@ var (
 	// ErrCorrupt: an image is truncated, fails its checksums or breaks an
 	// invariant of the layout. Load loads nothing then.
 	ErrCorrupt = errors.New("store: corrupt image")
+	// ErrBrokenChain: the images given to LoadChain are not a full image
+	// and deltas each following the one before (a delta missing, moved
+	// or from another chain). LoadChain loads nothing then.
+	ErrBrokenChain = errors.New("store: the images do not form a chain")
 	// ErrSaveInProgress: Save was called while another save was running.
 	ErrSaveInProgress = errors.New("store: a save is already in progress")
 	// ErrNotInteger: IncrBy on a value that is not a decimal int64.

@@ -13,7 +13,7 @@ import (
 
 // testOptions: a small arena, so tests stay light under -race (whose
 // arenas live in the Go heap).
-func testOptions() Options { return Options{Arena: folio.Config{Size: 64 << 20}} }
+func testOptions() Options { return Options{Arena: folio.Config{Size: 256 << 20}} }
 
 func openTest(t testing.TB, opts Options) *Store {
 	t.Helper()

@@ -17,7 +17,7 @@ const (
 // shard holding the shard's header.
 const (
 	superMagic    = "ANFKVDB\x00"
-	layoutVersion = 2
+	layoutVersion = 3 // 3: the records in package slab's blocks
 
 	// Superblock fields. It is written once, when the store is created.
 	supMagic     = 0  // superMagic
@@ -25,10 +25,12 @@ const (
 	supShardBits = 12 // uint32
 	supSeed      = 16 // uint64: the hash seed
 	supShards    = 24 // cow.Addr: the first shard header
-	supSlab      = 32 // cow.Addr: the allocator's root
-	supPageSize  = 40 // uint32
-	supCRC       = 44 // uint32: CRC-32C of the bytes before it
-	supLen       = 48
+	supSlab      = 32 // cow.Addr: the allocator's root (slab.Open finds it there)
+	supSlabLen   = 40 // uint64: the bytes the allocator reserved from its root
+	supMaxRecord = 48 // uint64: Options.MaxRecord, the allocator's largest block
+	supPageSize  = 56 // uint32
+	supCRC       = 60 // uint32: CRC-32C of the bytes before it
+	supLen       = 64
 
 	maxShardBits = 8 // at most 256 shards
 )
@@ -126,21 +128,43 @@ func (r *recHeader) encode(b []byte) {
 
 func (r *recHeader) len() int { return recordLen(int(r.klen), int(r.vlen)) }
 
+// mem is a handle on the store's memory: an Accessor (one goroutine's,
+// faster: see reader.go), or else the Space itself. A concrete type, not
+// an interface, so that the buffers passed to it stay on the stack.
+type mem struct {
+	acc *cow.Accessor
+	sp  *cow.Space
+}
+
+func (m mem) ReadAt(p []byte, off int64) (int, error) {
+	if m.acc != nil {
+		return m.acc.ReadAt(p, off)
+	}
+	return m.sp.ReadAt(p, off)
+}
+
+func (m mem) WriteAt(p []byte, off int64) (int, error) {
+	if m.acc != nil {
+		return m.acc.WriteAt(p, off)
+	}
+	return m.sp.WriteAt(p, off)
+}
+
 // readU64 and writeU64 access one little-endian word of a space.
-func readU64(sp *cow.Space, addr cow.Addr) (uint64, error) {
+func readU64(sp mem, addr cow.Addr) (uint64, error) {
 	var b [8]byte
 	_, err := sp.ReadAt(b[:], int64(addr))
 	return binary.LittleEndian.Uint64(b[:]), err
 }
 
-func writeU64(sp *cow.Space, addr cow.Addr, v uint64) error {
+func writeU64(sp mem, addr cow.Addr, v uint64) error {
 	var b [8]byte
 	binary.LittleEndian.PutUint64(b[:], v)
 	_, err := sp.WriteAt(b[:], int64(addr))
 	return err
 }
 
-func writeU32(sp *cow.Space, addr cow.Addr, v uint32) error {
+func writeU32(sp mem, addr cow.Addr, v uint32) error {
 	var b [4]byte
 	binary.LittleEndian.PutUint32(b[:], v)
 	_, err := sp.WriteAt(b[:], int64(addr))
@@ -153,6 +177,8 @@ type superblock struct {
 	seed      uint64
 	shards    cow.Addr
 	slab      cow.Addr
+	slabLen   uint64
+	maxRecord uint64
 	pageSize  uint32
 }
 
@@ -164,6 +190,8 @@ func (sb *superblock) encode(b []byte) {
 	le.PutUint64(b[supSeed:], sb.seed)
 	le.PutUint64(b[supShards:], uint64(sb.shards))
 	le.PutUint64(b[supSlab:], uint64(sb.slab))
+	le.PutUint64(b[supSlabLen:], sb.slabLen)
+	le.PutUint64(b[supMaxRecord:], sb.maxRecord)
 	le.PutUint32(b[supPageSize:], sb.pageSize)
 	le.PutUint32(b[supCRC:], crc32.Checksum(b[:supCRC], castagnoli))
 }
@@ -184,10 +212,15 @@ func decodeSuper(b []byte) (superblock, error) {
 		seed:      le.Uint64(b[supSeed:]),
 		shards:    cow.Addr(le.Uint64(b[supShards:])),
 		slab:      cow.Addr(le.Uint64(b[supSlab:])),
+		slabLen:   le.Uint64(b[supSlabLen:]),
+		maxRecord: le.Uint64(b[supMaxRecord:]),
 		pageSize:  le.Uint32(b[supPageSize:]),
 	}
 	if sb.shardBits > maxShardBits {
 		return sb, corrupt("%d shard bits", sb.shardBits)
+	}
+	if sb.maxRecord < minMaxRecord || sb.maxRecord > maxMaxRecord || sb.maxRecord&(sb.maxRecord-1) != 0 {
+		return sb, corrupt("records of up to %d bytes", sb.maxRecord)
 	}
 	return sb, nil
 }

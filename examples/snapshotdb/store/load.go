@@ -1,63 +1,48 @@
 package store
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
-	"hash/crc32"
 	"io"
-	"slices"
+	"os"
+	"sort"
 
 	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/folio"
-	"github.com/anonfolio/anonfolio/pin"
+	"github.com/anonfolio/anonfolio/snapshot"
 )
 
-// maxDefaultImage is the largest image Load accepts without an explicit
-// Options.Arena.Size: a bound on what a header alone can make it reserve.
+// maxDefaultImage is the largest chain Load accepts without an explicit
+// Options.Arena.Size: a bound on what a file alone can make it reserve.
 const maxDefaultImage = 32 << 30
 
-// Load builds a store from an image written by Save or WriteTo. It maps
-// each region of the image at its address, reads it straight into the new
-// store's memory, then checks the checksums and every invariant of the
-// layout: a truncated, corrupted or inconsistent image is ErrCorrupt, and
-// nothing is loaded. The store's arena is opts.Arena (its Size 0 means four
-// times the image, at least 1 GiB); opts.Shards and opts.Capacity are the
-// image's.
-func Load(r io.Reader, opts Options) (*Store, error) {
-	in := imageReader{r: r, crc: crc32.New(castagnoli)}
-	var fixed [16]byte
-	if err := in.read(fixed[:]); err != nil {
-		return nil, err
-	}
-	le := binary.LittleEndian
-	switch {
-	case string(fixed[:8]) != imageMagic:
-		return nil, corrupt("not an image: bad magic")
-	case le.Uint32(fixed[8:]) != imageVersion:
-		return nil, corrupt("image version %d, want %d", le.Uint32(fixed[8:]), imageVersion)
-	case le.Uint32(fixed[12:]) < 3 || le.Uint32(fixed[12:]) > maxRegions:
-		return nil, corrupt("%d regions", le.Uint32(fixed[12:]))
-	}
-	hdr := make([]byte, imageHeaderLen(int(le.Uint32(fixed[12:]))))
-	copy(hdr, fixed[:])
-	if err := in.read(hdr[16:]); err != nil {
-		return nil, err
-	}
-	end := len(hdr) - 8
-	if le.Uint32(hdr[end:]) != crc32.Checksum(hdr[:end], castagnoli) {
-		return nil, corrupt("header checksum")
-	}
-	regions, image, err := decodeRegions(hdr)
-	if err != nil {
-		return nil, err
+// Load builds a store from a full image written by Save or WriteTo (see
+// LoadChain).
+func Load(r io.Reader, opts Options) (*Store, error) { return LoadChain([]io.Reader{r}, opts) }
+
+// LoadChain builds a store from a full image followed by deltas, in the
+// order they were saved: each delta must follow the image before it
+// (ErrBrokenChain otherwise). package snapshot checks each image's
+// checksums as it streams it into the new space; the store then checks
+// every invariant of its layout (validate.go). A truncated, corrupted or
+// crafted image is ErrCorrupt; either way nothing is loaded and no memory
+// is kept: never a half load. The store's arena is opts.Arena (its Size 0
+// means four times the images, at least 1 GiB, when their sizes are known
+// (files, bytes.Reader...), else 1 GiB); opts.Shards and opts.Capacity are
+// the image's. The loaded store's next delta follows the last image.
+func LoadChain(images []io.Reader, opts Options) (*Store, error) {
+	if len(images) == 0 {
+		return nil, fmt.Errorf("%w: no image to load", cow.ErrInvalid)
 	}
 	if opts.Arena.Size == 0 {
-		if image > maxDefaultImage {
-			return nil, fmt.Errorf("%w: the image holds %d bytes; set Options.Arena.Size to load it", ErrTooLarge, image)
+		var total int64
+		for _, r := range images {
+			total += sizeOf(r)
 		}
-		opts.Arena.Size = int64(max(1<<30, 4*image))
+		if total > maxDefaultImage {
+			return nil, fmt.Errorf("%w: the images hold %d bytes; set Options.Arena.Size to load them", ErrTooLarge, total)
+		}
+		opts.Arena.Size = max(1<<30, 4*total)
 	}
 	if err := opts.fill(); err != nil {
 		return nil, err
@@ -66,7 +51,7 @@ func Load(r io.Reader, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := loadInto(&in, a, sp, regions, opts)
+	s, err := loadChain(images, a, sp, opts)
 	if err != nil {
 		sp.Close()
 		a.Close()
@@ -75,104 +60,100 @@ func Load(r io.Reader, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// decodeRegions reads and checks the region table: page-aligned, inside
-// the address space, not overlapping, each storing at most what it maps.
-func decodeRegions(hdr []byte) ([]region, uint64, error) {
-	le := binary.LittleEndian
-	n := int(le.Uint32(hdr[12:]))
-	regions := make([]region, n)
-	var image uint64
-	for i := range regions {
-		o := 16 + regionEntry*i
-		r := region{cow.Addr(le.Uint64(hdr[o:])), le.Uint64(hdr[o+8:]), le.Uint64(hdr[o+16:])}
-		if r.addr == 0 || r.addr%4096 != 0 || r.reserved == 0 || r.reserved%4096 != 0 || r.reserved > 1<<46 ||
-			uint64(r.addr) > 1<<46 || r.stored > r.reserved {
-			return nil, 0, corrupt("region %d: %d of %d bytes at %#x", i, r.stored, r.reserved, r.addr)
-		}
-		regions[i] = r
-		image += r.stored
-	}
-	sorted := slices.Clone(regions)
-	slices.SortFunc(sorted, func(a, b region) int { return int(a.addr>>12) - int(b.addr>>12) })
-	for i := 1; i < len(sorted); i++ {
-		if uint64(sorted[i-1].addr)+sorted[i-1].reserved > uint64(sorted[i].addr) {
-			return nil, 0, corrupt("regions at %#x and %#x overlap", sorted[i-1].addr, sorted[i].addr)
+// loadChain loads images into sp, in order, and opens the store they hold.
+func loadChain(images []io.Reader, a *folio.Arena, sp *cow.Space, opts Options) (*Store, error) {
+	for i, r := range images {
+		er := &eofReader{r: r}
+		_, err := snapshot.Load(er, sp)
+		switch {
+		case err == nil:
+			continue
+		case errors.Is(err, snapshot.ErrCorrupt) && er.eof:
+			return nil, fmt.Errorf("%w: image %d of %d: %w (%w)", ErrCorrupt, i+1, len(images), err, io.ErrUnexpectedEOF)
+		case errors.Is(err, snapshot.ErrCorrupt):
+			return nil, fmt.Errorf("%w: image %d of %d: %w", ErrCorrupt, i+1, len(images), err)
+		case errors.Is(err, snapshot.ErrMismatch) && i == 0:
+			return nil, fmt.Errorf("%w: the first image is a delta, or of another page size: %w", ErrBrokenChain, err)
+		case errors.Is(err, snapshot.ErrMismatch):
+			return nil, fmt.Errorf("%w: image %d of %d does not follow image %d: %w", ErrBrokenChain, i+1, len(images), i, err)
+		default:
+			return nil, fmt.Errorf("loading image %d of %d: %w", i+1, len(images), err)
 		}
 	}
-	return regions, image, nil
+	return attach(a, sp, opts)
 }
 
-// loadInto maps the regions into sp, reads their bytes and the trailer,
-// and opens the store they hold.
-func loadInto(in *imageReader, a *folio.Arena, sp *cow.Space, regions []region, opts Options) (*Store, error) {
-	rw := cow.ProtRead | cow.ProtWrite
-	for _, r := range regions {
-		if r.addr%cow.Addr(sp.PageSize()) != 0 || r.reserved%uint64(sp.PageSize()) != 0 {
-			return nil, corrupt("region at %#x of %d bytes is not aligned to %d-byte pages", r.addr, r.reserved, sp.PageSize())
-		}
-		if err := sp.MapFixed(r.addr, int(r.reserved), rw); err != nil {
-			return nil, fmt.Errorf("%w: mapping a region of %d bytes at %#x: %w", ErrCorrupt, r.reserved, r.addr, err)
-		}
-		if err := readRegion(in, sp, r.addr, r.stored); err != nil {
-			return nil, err
-		}
-	}
-	sum := in.crc.Sum32()
-	var tr [trailerLen]byte
-	if n, err := io.ReadFull(in.r, tr[:]); err != nil {
-		return nil, readErr(err, in.n+int64(n))
-	}
-	le := binary.LittleEndian
-	if le.Uint32(tr[:]) != sum || le.Uint32(tr[4:]) != 0 || string(tr[8:]) != trailerMagic {
-		return nil, corrupt("trailer: checksum %#08x, want %#08x (or a bad trailer)", le.Uint32(tr[:]), sum)
-	}
-	return attach(a, sp, regions, opts)
-}
-
-// imageReader reads an image and checksums it.
-type imageReader struct {
+// eofReader notes whether its reader ran out: a corrupt image that did is
+// a truncated one.
+type eofReader struct {
 	r   io.Reader
-	crc hash.Hash32
-	n   int64
+	eof bool
 }
 
-func (in *imageReader) read(b []byte) error {
-	k, err := io.ReadFull(in.r, b)
-	in.crc.Write(b[:k])
-	in.n += int64(k)
-	if err != nil {
-		return readErr(err, in.n)
+func (e *eofReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		e.eof = true
 	}
-	return nil
+	return n, err
 }
 
-// readRegion reads n bytes of the image into [addr, addr+n) of sp,
-// straight into its memory: each window is pinned writable (the space is
-// not yet shared, no Fork can copy the pinned pages), read into and
-// released.
-func readRegion(in *imageReader, sp *cow.Space, addr cow.Addr, n uint64) error {
-	ps := uint64(sp.PageSize())
-	window := ps * ps / 8
-	for off := uint64(0); off < n; off += window {
-		p, err := pin.Pin(sp, addr+cow.Addr(off), int(min(window, n-off)), pin.Write)
-		if err != nil {
-			return err
+// sizeOf returns the bytes left in r if it knows them, else 0.
+func sizeOf(r io.Reader) int64 {
+	switch r := r.(type) {
+	case interface{ Len() int }:
+		return int64(r.Len())
+	case *os.File:
+		if fi, err := r.Stat(); err == nil && fi.Mode().IsRegular() {
+			return fi.Size()
 		}
-		for _, b := range p.Bytes() {
-			if err := in.read(b); err != nil {
-				p.Release()
-				return err
+	}
+	return 0
+}
+
+// findRoot returns the store's root: the one region that starts with a
+// superblock's magic.
+func findRoot(sp *cow.Space) (cow.Addr, error) {
+	var root cow.Addr
+	for _, r := range sp.Regions() {
+		var m [8]byte
+		if _, err := sp.ReadAt(m[:], int64(r.Addr)); err != nil {
+			return 0, err
+		}
+		if string(m[:]) == superMagic {
+			if root != 0 {
+				return 0, corrupt("two superblocks, at %#x and %#x", root, r.Addr)
 			}
+			root = r.Addr
 		}
-		p.Release()
 	}
-	return nil
+	if root == 0 {
+		return 0, corrupt("no store in the image: no superblock")
+	}
+	return root, nil
 }
 
-// readErr turns an end of input into ErrCorrupt (truncated).
-func readErr(err error, at int64) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("%w: truncated after %d bytes: %w", ErrCorrupt, at, io.ErrUnexpectedEOF)
+// covered reports whether [addr, addr+n) is mapped, and returns the
+// region holding addr.
+func covered(sp *cow.Space, addr cow.Addr, n uint64) (cow.Region, bool) {
+	rs := sp.Regions()
+	sort.Slice(rs, func(i, j int) bool { return rs[i].Addr < rs[j].Addr })
+	var first cow.Region
+	at := addr
+	for _, r := range rs {
+		switch {
+		case r.End() <= at:
+			continue
+		case r.Addr > at:
+			return first, false
+		}
+		if at == addr {
+			first = r
+		}
+		at = r.End()
+		if uint64(at-addr) >= n {
+			return first, true
+		}
 	}
-	return err
+	return first, false
 }

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"fmt"
+
 	"github.com/anonfolio/anonfolio/cow"
 )
 
@@ -29,11 +31,11 @@ func (sh *shard) writeRecord(addr cow.Addr, rec *recHeader, key, value []byte) e
 	if whole {
 		copy(b[recHdr+len(key):], value)
 	}
-	if _, err := sh.sp.WriteAt(b, int64(addr)); err != nil {
+	if _, err := sh.mem.WriteAt(b, int64(addr)); err != nil {
 		return err
 	}
 	if !whole {
-		_, err := sh.sp.WriteAt(value, int64(addr)+int64(n))
+		_, err := sh.mem.WriteAt(value, int64(addr)+int64(n))
 		return err
 	}
 	return nil
@@ -54,7 +56,7 @@ func (sh *shard) insert(h uint64, key, value []byte, expire int64, canResize boo
 		}
 	}
 	n := recordLen(len(key), len(value))
-	addr, err := sh.alloc.Alloc(n)
+	addr, err := sh.allocBlock(n)
 	if err != nil {
 		return err
 	}
@@ -63,7 +65,7 @@ func (sh *shard) insert(h uint64, key, value []byte, expire int64, canResize boo
 		t = d.t[1]
 	}
 	link := t.bucket(uint32(h))
-	head, err := readU64(sh.sp, link)
+	head, err := readU64(sh.mem, link)
 	rec := recHeader{next: head, expire: expire, hash: uint32(h), klen: uint32(len(key)), vlen: uint32(len(value)), ttlIdx: uint32(d.ttlLen)}
 	if expire == 0 {
 		rec.ttlIdx = 0
@@ -75,7 +77,7 @@ func (sh *shard) insert(h uint64, key, value []byte, expire int64, canResize boo
 		err = sh.ttlPush(addr)
 	}
 	if err == nil {
-		if err = writeU64(sh.sp, link, tagPtr(addr, n)); err != nil && expire != 0 {
+		if err = writeU64(sh.mem, link, tagPtr(addr, n)); err != nil && expire != 0 {
 			d.ttlLen--
 			sh.writeHeader()
 		}
@@ -89,9 +91,24 @@ func (sh *shard) insert(h uint64, key, value []byte, expire int64, canResize boo
 	return sh.writeHeader()
 }
 
+// allocBlock allocates a block of n bytes, at most the store's
+// MaxRecord (ErrTooLarge otherwise).
+//
+// +checklocks:sh.mu
+func (sh *shard) allocBlock(n int) (cow.Addr, error) {
+	if uint64(n) > sh.maxRecord {
+		return 0, fmt.Errorf("%w: a block of %d bytes, more than the store's MaxRecord (%d)", ErrTooLarge, n, sh.maxRecord)
+	}
+	return sh.alloc.Alloc(n)
+}
+
+// inPlaceSlack: a record keeps its block when it wastes less than this
+// (or less than half of the block).
+const inPlaceSlack = 64 << 10
+
 // inPlace reports whether a record of n bytes belongs in a block of size
 // bytes: it fits, and does not waste most of it.
-func inPlace(n, size int) bool { return n <= size && (2*n >= size || size-n < spanSize) }
+func inPlace(n, size int) bool { return n <= size && (2*n >= size || size-n < inPlaceSlack) }
 
 // update gives the record f found a new value and expire time (0: none).
 //
@@ -122,7 +139,7 @@ func (sh *shard) update(f *hit, key, value []byte, expire int64) error {
 	addr := f.addr
 	if !inPlace(n, size) {
 		var err error
-		if addr, err = sh.alloc.Alloc(n); err != nil {
+		if addr, err = sh.allocBlock(n); err != nil {
 			return err
 		}
 	}
@@ -148,7 +165,7 @@ func (sh *shard) update(f *hit, key, value []byte, expire int64) error {
 		return err
 	}
 	if p := tagPtr(addr, n); addr != f.addr || p != tagPtr(f.addr, f.rec.len()) {
-		if err := writeU64(sh.sp, f.link, p); err != nil {
+		if err := writeU64(sh.mem, f.link, p); err != nil {
 			return err
 		}
 	}
@@ -176,10 +193,10 @@ func (sh *shard) setExpire(f *hit, expire int64) error {
 	}
 	rec := f.rec
 	rec.expire, rec.ttlIdx = expire, idx
-	if err := writeU64(sh.sp, f.addr+recExpire, uint64(expire)); err != nil {
+	if err := writeU64(sh.mem, f.addr+recExpire, uint64(expire)); err != nil {
 		return err
 	}
-	if err := writeU32(sh.sp, f.addr+recTTLIdx, idx); err != nil {
+	if err := writeU32(sh.mem, f.addr+recTTLIdx, idx); err != nil {
 		return err
 	}
 	switch {
@@ -201,7 +218,7 @@ func (sh *shard) setExpire(f *hit, expire int64) error {
 //
 // +checklocks:sh.mu
 func (sh *shard) remove(f *hit) error {
-	if err := writeU64(sh.sp, f.link, f.rec.next); err != nil {
+	if err := writeU64(sh.mem, f.link, f.rec.next); err != nil {
 		return err
 	}
 	if f.rec.expire != 0 {

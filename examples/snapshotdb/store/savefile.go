@@ -8,16 +8,37 @@ import (
 	"path/filepath"
 )
 
-// SaveFile saves the store to path without ever losing the previous image
-// there: it writes a temporary file in the same directory, fsyncs it,
-// renames it over path and fsyncs the directory. A crash or an error
-// before the rename leaves the old file as it was (and at worst a stray
-// temporary file named path.tmp-*); after it the new image is durable.
-func (s *Store) SaveFile(path string) error { return s.saveFile(path, nil) }
+// SaveFile saves a full image of the store to path without ever losing
+// the previous image there (see writeFile).
+func (s *Store) SaveFile(path string) error {
+	_, err := s.saveFile(path, SaveOptions{}, nil)
+	return err
+}
 
-// saveFile is SaveFile; wrap, if not nil, wraps the file's writer (tests
-// use it to fail or crash in the middle).
-func (s *Store) saveFile(path string, wrap func(io.Writer) io.Writer) (err error) {
+// SaveFileWith is SaveFile with options (a delta), and describes the image.
+func (s *Store) SaveFileWith(path string, o SaveOptions) (SaveInfo, error) {
+	return s.saveFile(path, o, nil)
+}
+
+// saveFile is SaveFileWith; wrap, if not nil, wraps the file's writer
+// (tests use it to fail or crash in the middle).
+func (s *Store) saveFile(path string, o SaveOptions, wrap func(io.Writer) io.Writer) (info SaveInfo, err error) {
+	err = writeFile(path, func(w io.Writer) error {
+		if wrap != nil {
+			w = wrap(w)
+		}
+		info, err = s.SaveWith(w, o)
+		return err
+	})
+	return info, err
+}
+
+// writeFile writes path with write, atomically: into a temporary file in
+// the same directory, fsynced, renamed over path, and the directory
+// fsynced. A crash or an error before the rename leaves the old file as it
+// was (and at worst a stray temporary file named path.tmp-*); after it the
+// new file is durable.
+func writeFile(path string, write func(io.Writer) error) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -33,11 +54,7 @@ func (s *Store) saveFile(path string, wrap func(io.Writer) io.Writer) (err error
 	// Large writes go straight from the snapshot's memory to the file;
 	// the buffer only gathers the small ones.
 	bw := bufio.NewWriterSize(f, 256<<10)
-	var w io.Writer = bw
-	if wrap != nil {
-		w = wrap(bw)
-	}
-	if err = s.Save(w); err != nil {
+	if err = write(bw); err != nil {
 		return err
 	}
 	if err = bw.Flush(); err != nil {
@@ -68,12 +85,34 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// LoadFile loads the image at path (see Load).
-func LoadFile(path string, opts Options) (*Store, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+// LoadFile loads the full image at path (see LoadChain).
+func LoadFile(path string, opts Options) (*Store, error) { return LoadFiles([]string{path}, opts) }
+
+// LoadFiles loads a full image and its deltas, in order (see LoadChain).
+func LoadFiles(paths []string, opts Options) (*Store, error) {
+	rs := make([]io.Reader, len(paths))
+	for i, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, err // the files opened before close with the defers
+		}
+		defer f.Close()
+		rs[i] = &fileReader{f: f, r: bufio.NewReaderSize(f, 256<<10)}
 	}
-	defer f.Close()
-	return Load(bufio.NewReaderSize(f, 256<<10), opts)
+	return LoadChain(rs, opts)
+}
+
+// fileReader is a buffered file that still tells its size (sizeOf).
+type fileReader struct {
+	f *os.File
+	r *bufio.Reader
+}
+
+func (fr *fileReader) Read(p []byte) (int, error) { return fr.r.Read(p) }
+
+func (fr *fileReader) Len() int {
+	if fi, err := fr.f.Stat(); err == nil {
+		return int(fi.Size())
+	}
+	return 0
 }

@@ -1,10 +1,12 @@
 package store
 
 import (
+	"io"
 	"sync"
 	"time"
 
 	"github.com/anonfolio/anonfolio/cow"
+	"github.com/anonfolio/anonfolio/snapshot"
 )
 
 // view reads a store's state from a space that nobody writes: a snapshot
@@ -28,7 +30,7 @@ func readView(sp *cow.Space, root cow.Addr) (view, error) {
 	}
 	v := view{sp: sp, sb: sb, shardShift: 64 - uint(sb.shardBits), dicts: make([]dictState, 1<<sb.shardBits)}
 	for i := range v.dicts {
-		if v.dicts[i], err = readDict(sp, sb.shards+cow.Addr(i*int(sb.pageSize))); err != nil {
+		if v.dicts[i], err = readDict(mem{sp: sp}, sb.shards+cow.Addr(i*int(sb.pageSize))); err != nil {
 			return view{}, err
 		}
 	}
@@ -45,7 +47,7 @@ func (v *view) count() int {
 
 // walk calls fn with every record of dict d, whole, in bucket order,
 // until fn returns false. The record is valid only during the call.
-func walk(sp *cow.Space, d *dictState, fn func(rec *recHeader, record []byte) bool) error {
+func walk(sp mem, d *dictState, fn func(rec *recHeader, record []byte) bool) error {
 	var buckets [groupBuckets * 8]byte
 	var buf []byte
 	for ti := range 2 {
@@ -104,13 +106,13 @@ type Snapshot struct {
 }
 
 // Snapshot returns a read-only view of the store as it is now. It quiesces
-// the store (every shard's lock, then the slab's), forks its space and
+// the store (every shard's lock, then the allocator's), forks its space and
 // resumes: writers wait for the Fork only.
 func (s *Store) Snapshot() (*Snapshot, error) {
 	start := time.Now()
-	s.lockAll()
+	resume := s.lockAll()
 	if s.closed.Load() {
-		s.unlockAll()
+		s.unlockAll(resume)
 		return nil, ErrClosed
 	}
 	dirty := s.dirtyLocked()
@@ -118,7 +120,7 @@ func (s *Store) Snapshot() (*Snapshot, error) {
 	child, err := s.sp.Fork()
 	end := time.Now()
 	base := s.sp.Stats()
-	s.unlockAll()
+	s.unlockAll(resume)
 	if err != nil {
 		return nil, err
 	}
@@ -150,11 +152,11 @@ func (sn *Snapshot) AppendGet(dst, key []byte) ([]byte, error) {
 		return dst, ErrClosed
 	}
 	h := keyHash(sn.sb.seed, key)
-	f, ok, buf, err := lookup(sn.sp, &sn.dicts[h>>sn.shardShift], h, key, nil, true)
+	f, ok, buf, err := lookup(mem{sp: sn.sp}, &sn.dicts[h>>sn.shardShift], h, key, nil, true)
 	if err != nil || !ok || expired(&f.rec, sn.at) {
 		return dst, errorsJoin(err, ErrNotFound)
 	}
-	return appendValue(sn.sp, dst, &f, buf)
+	return appendValue(mem{sp: sn.sp}, dst, &f, buf)
 }
 
 // Range calls fn for every key and value of the snapshot, shard by shard
@@ -173,7 +175,7 @@ func (sn *Snapshot) RangeTTL(fn func(key, value []byte, expireAt int64) bool) er
 	}
 	for i := range sn.dicts {
 		more := true
-		err := walk(sn.sp, &sn.dicts[i], func(rec *recHeader, b []byte) bool {
+		err := walk(mem{sp: sn.sp}, &sn.dicts[i], func(rec *recHeader, b []byte) bool {
 			if expired(rec, sn.at) {
 				return true
 			}
@@ -186,6 +188,17 @@ func (sn *Snapshot) RangeTTL(fn func(key, value []byte, expireAt int64) bool) er
 		}
 	}
 	return nil
+}
+
+// WriteTo writes a full image of the snapshot to w, in the format of
+// Store.Save (package snapshot's): Load reads it. It implements
+// io.WriterTo.
+func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
+	if sn.sp.Closed() {
+		return 0, ErrClosed
+	}
+	info, err := snapshot.Save(w, sn.sp, snapshot.Options{})
+	return info.Bytes, err
 }
 
 // Close releases the snapshot: the pages only it held go back to the
@@ -252,8 +265,8 @@ func (s *Store) Scan(cursor uint64, count int, fn func(key []byte)) (uint64, err
 		now := s.now()
 		var err error
 		for sh.d.count > 0 {
-			v, err = scanStep(s.sp, &sh.d, v, func(p uint64) error {
-				rec, b, err := readRecord(s.sp, p, buf)
+			v, err = scanStep(s.spMem, &sh.d, v, func(p uint64) error {
+				rec, b, err := readRecord(s.spMem, p, buf)
 				buf = b
 				if err == nil && !expired(&rec, now) {
 					fn(b[recHdr : recHdr+int(rec.klen)])

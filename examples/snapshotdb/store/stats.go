@@ -17,7 +17,8 @@ type Stats struct {
 	Dirty         uint64        // changes since the store was opened
 	IndexSlots    int64         // buckets of the shards' tables, both tables of a rehash included
 	Rehashing     int           // shards in the middle of a rehash
-	SlabBytes     int64         // bytes of the slab's spans carved so far
+	SlabBytes     int64         // bytes of the allocator's blocks, in use and free, in the slabs it carved (slab.Stats InUse+Free)
+	SlabFrag      float64       // the part of them that is free (slab.Stats Fragmentation)
 	ResidentBytes int64         // memory the store's space maps (its RSS)
 	Collapsed     uint64        // ranges the cron mapped huge again after saves (cow.Stats.Collapsed)
 	ArenaBytes    int64         // memory in use in the arena: the store, plus what snapshots alone hold
@@ -109,11 +110,13 @@ func (st *statsState) forked(d time.Duration) {
 	st.mu.Unlock()
 }
 
-func (st *statsState) saveStarted(start time.Time, sn *Snapshot) {
+// saveStarted records a save whose Fork is taken: keys, base and dirty
+// are the store's at the Fork.
+func (st *statsState) saveStarted(start time.Time, keys int64, base cow.Stats, dirty uint64) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.saving, st.saveStart, st.saveKeys, st.saveBytes = true, start, int64(sn.Len()), 0
-	st.base, st.cowPeak, st.dirtyAtSave = sn.base, 0, sn.dirtyAt
+	st.saving, st.saveStart, st.saveKeys, st.saveBytes = true, start, keys, 0
+	st.base, st.cowPeak, st.dirtyAtSave = base, 0, dirty
 }
 
 // sample records the memory the snapshots hold now.
@@ -174,7 +177,9 @@ func (s *Store) Stats() Stats {
 		sh.mu.RUnlock()
 	}
 	out.AvgTTL = time.Duration(s.avgTTL.Load()) * time.Millisecond
-	out.SlabBytes = s.heap.usedBytes()
+	if ss, err := s.slab.Load().a.Stats(); err == nil {
+		out.SlabBytes, out.SlabFrag = ss.InUse+ss.Free, ss.Fragmentation
+	}
 	cs := s.sp.Stats()
 	as := s.arena.Stats()
 	out.ResidentBytes = cs.Resident * int64(s.ps)
@@ -213,6 +218,15 @@ func (s *Store) Dirty() uint64 {
 		sh.mu.RUnlock()
 	}
 	return n
+}
+
+// DirtyAtLastSave returns Dirty as it was at the Fork of the last
+// successful save (Stats().DirtyAtLastSave, without Stats' walk of the
+// allocator): Dirty minus it is Redis's rdb_changes_since_last_save.
+func (s *Store) DirtyAtLastSave() uint64 {
+	s.stats.mu.Lock()
+	defer s.stats.mu.Unlock()
+	return s.stats.dirtyAtLastSave
 }
 
 // dirtyLocked is Dirty for a caller holding every shard's lock.

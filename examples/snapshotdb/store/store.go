@@ -13,6 +13,7 @@ import (
 
 	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/folio"
+	"github.com/anonfolio/anonfolio/slab"
 	"github.com/zeebo/xxh3"
 )
 
@@ -33,7 +34,22 @@ type Options struct {
 	// Clock returns the time in unix milliseconds, for TTLs; nil means
 	// the system clock. Tests give a fake one.
 	Clock func() int64
+	// MaxRecord is the largest record (a key, its value and 32 bytes)
+	// the store takes, and so the largest bucket array and TTL array: a
+	// power of two from 256 KiB to 8 GiB; 0 means 32 MiB. A larger record
+	// is ErrTooLarge. The allocator reserves address space in proportion
+	// (slab.Options.ClassReserve is 8 times it), and a save visits every
+	// 2 MiB of that reservation: 32 MiB makes 38 GiB, about 12 ms a save.
+	// A loaded store keeps its image's.
+	MaxRecord int
 }
+
+// Bounds of Options.MaxRecord.
+const (
+	defaultMaxRecord = 32 << 20
+	minMaxRecord     = 256 << 10
+	maxMaxRecord     = 8 << 30
+)
 
 const defaultShards = 64
 
@@ -42,13 +58,21 @@ const defaultShards = 64
 // Go fields cache its header in the space (d) and are written through on
 // every change: the space always holds the whole state.
 type shard struct {
-	sp     *cow.Space // +checklocksignore: set once, before the store is shared
-	hdr    cow.Addr   // its header in the root region
-	minExp uint64     // the smallest table: one page of buckets
+	hdr       cow.Addr // its header in the root region
+	maxRecord uint64   // the largest block it may ask for (Options.MaxRecord)
+	minExp    uint64   // the smallest table: one page of buckets
 
 	mu sync.RWMutex
+	// mem is the writers' handle on the space: an Accessor, which only
+	// the holder of mu for writing may use (an Accessor is one
+	// goroutine's). Readers, who share mu, read through the Space or an
+	// Accessor of their own (Reader).
+	// +checklocks:mu
+	mem mem
 	// +checklocks:mu
 	d dictState
+	// alloc is the store's allocator (every shard has the same one): the
+	// field is the shard's so that Flush swaps it under the shard's lock.
 	// +checklocks:mu
 	alloc allocator
 	// rbuf is the writers' read scratch (a record looked up), wbuf the
@@ -72,13 +96,18 @@ type shard struct {
 type Store struct {
 	arena      *folio.Arena
 	sp         *cow.Space
+	spMem      mem // the Space itself, for readers without an Accessor
 	ps         int
 	root       cow.Addr // the superblock; the shard headers follow it
 	seed       uint64
 	shardShift uint // a key's shard is its hash >> shardShift
 	shards     []shard
-	heap       *slabHeap
 	clock      func() int64
+	maxRecord  uint64 // the superblock's: the largest record, bucket array, TTL array
+
+	// slab is the allocator, with where its reservation ends; Flush
+	// swaps it (with every shard's lock held), the cron reads it.
+	slab atomic.Pointer[slabRef]
 
 	// closed is set with every shard locked: a shard's lock holder sees
 	// it stable.
@@ -106,8 +135,41 @@ type Store struct {
 	// +checklocks:refMu
 	refs int
 
-	saving atomic.Bool // a Save runs: one at a time
-	stats  statsState
+	saving    atomic.Bool // a Save runs: one at a time
+	keepSplit atomic.Bool // no collapses: KeepSplit
+	stats     statsState
+}
+
+// slabRef is the store's allocator and the bytes it reserved from its
+// root (the superblock records both).
+type slabRef struct {
+	a   *slab.Allocator
+	len uint64
+}
+
+// classReserve is each size class's reservation (slab.Options.ClassReserve)
+// for records of up to maxRecord bytes: the largest block is an eighth of
+// it.
+func classReserve(maxRecord uint64) uint64 { return max(8*maxRecord, 2<<20) }
+
+// newSlab makes the store's allocator in sp, for records of up to
+// maxRecord bytes, and measures its reservation.
+func newSlab(sp *cow.Space, maxRecord uint64) (*slabRef, error) {
+	before := mappedBytes(sp)
+	a, err := slab.New(sp, slab.Options{ClassReserve: int64(classReserve(maxRecord))})
+	if err != nil {
+		return nil, err
+	}
+	return &slabRef{a: a, len: mappedBytes(sp) - before}, nil
+}
+
+// mappedBytes is the length of every region of sp.
+func mappedBytes(sp *cow.Space) uint64 {
+	var n uint64
+	for _, r := range sp.Regions() {
+		n += uint64(r.Length)
+	}
+	return n
 }
 
 // Open returns a new, empty store.
@@ -123,6 +185,12 @@ func (o *Options) fill() error {
 	}
 	if o.Shards == 0 {
 		o.Shards = defaultShards
+	}
+	if o.MaxRecord == 0 {
+		o.MaxRecord = defaultMaxRecord
+	}
+	if o.MaxRecord < minMaxRecord || o.MaxRecord > maxMaxRecord || o.MaxRecord&(o.MaxRecord-1) != 0 {
+		return fmt.Errorf("%w: MaxRecord %d: want a power of two from %d to %d", cow.ErrInvalid, o.MaxRecord, minMaxRecord, maxMaxRecord)
 	}
 	if o.Shards < 1 || o.Shards > 1<<maxShardBits || o.Shards&(o.Shards-1) != 0 {
 		return fmt.Errorf("%w: %d shards: want a power of two up to %d", cow.ErrInvalid, o.Shards, 1<<maxShardBits)
@@ -153,12 +221,12 @@ func create(opts Options, seed uint64) (*Store, error) {
 	if err != nil {
 		return fail(err)
 	}
-	heap, err := newSlab(sp, uint64(a.Stats().TotalPages)*uint64(ps), opts.Shards)
+	heap, err := newSlab(sp, uint64(opts.MaxRecord))
 	if err != nil {
 		return fail(err)
 	}
 	sb := superblock{shardBits: uint32(bits.TrailingZeros(uint(opts.Shards))), seed: seed,
-		shards: root + cow.Addr(ps), slab: heap.meta, pageSize: uint32(ps)}
+		shards: root + cow.Addr(ps), slab: heap.a.Root(), slabLen: heap.len, maxRecord: uint64(opts.MaxRecord), pageSize: uint32(ps)}
 	var b [supLen]byte
 	sb.encode(b[:])
 	if _, err := sp.WriteAt(b[:], int64(root)); err != nil {
@@ -169,11 +237,7 @@ func create(opts Options, seed uint64) (*Store, error) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		c, err := heap.cache(i)
-		if err == nil {
-			sh.alloc = c
-			err = sh.reset(expExceeding(perShard, sh.minExp))
-		}
+		err := sh.reset(expExceeding(perShard, sh.minExp))
 		sh.mu.Unlock()
 		if err != nil {
 			return fail(err)
@@ -197,15 +261,19 @@ func newSpace(opts Options) (*folio.Arena, *cow.Space, error) {
 }
 
 // newStore returns the Go side of a store whose state is in sp; the
-// shards' dicts and allocators are for the caller to fill.
-func newStore(a *folio.Arena, sp *cow.Space, root cow.Addr, sb superblock, heap *slabHeap, opts Options) *Store {
+// shards' dicts are for the caller to fill.
+func newStore(a *folio.Arena, sp *cow.Space, root cow.Addr, sb superblock, heap *slabRef, opts Options) *Store {
 	ps := sp.PageSize()
-	s := &Store{arena: a, sp: sp, ps: ps, root: root, seed: sb.seed, shardShift: 64 - uint(sb.shardBits),
-		shards: make([]shard, 1<<sb.shardBits), heap: heap, clock: opts.Clock}
+	s := &Store{arena: a, sp: sp, spMem: mem{sp: sp}, ps: ps, maxRecord: sb.maxRecord, root: root, seed: sb.seed, shardShift: 64 - uint(sb.shardBits),
+		shards: make([]shard, 1<<sb.shardBits), clock: opts.Clock}
+	s.slab.Store(heap)
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.sp, sh.hdr = sp, sb.shards+cow.Addr(i*ps)
+		sh.hdr, sh.maxRecord = sb.shards+cow.Addr(i*ps), sb.maxRecord
 		sh.minExp = uint64(bits.TrailingZeros(uint(ps / 8)))
+		sh.mu.Lock()
+		sh.mem, sh.alloc = mem{acc: sp.NewAccessor()}, heap.a
+		sh.mu.Unlock()
 	}
 	s.refMu.Lock()
 	s.refs = 1
@@ -243,20 +311,23 @@ func (s *Store) Now() int64 { return s.clock() }
 
 func (s *Store) now() int64 { return s.clock() }
 
-// lockAll takes every shard's lock, in index order, then the slab's: the
-// quiesce. Nothing of the store's state changes until unlockAll.
+// lockAll takes every shard's lock, in index order, then quiesces the
+// allocator (its class locks): the quiesce. Nothing of the store's state
+// changes until unlockAll calls the resume it returns.
 //
 // +checklocksignore: every shard's lock, a dynamic set.
-func (s *Store) lockAll() {
+func (s *Store) lockAll() (resume func()) {
 	for i := range s.shards {
 		s.shards[i].mu.Lock()
 	}
-	s.heap.mu.Lock()
+	return s.slab.Load().a.Quiesce()
 }
 
+// unlockAll ends lockAll: resume is what it returned.
+//
 // +checklocksignore: every shard's lock, a dynamic set.
-func (s *Store) unlockAll() {
-	s.heap.mu.Unlock()
+func (s *Store) unlockAll(resume func()) {
+	resume()
 	for i := range s.shards {
 		s.shards[i].mu.Unlock()
 	}
@@ -266,16 +337,24 @@ func (s *Store) unlockAll() {
 // they are closed; the memory goes back to the host with the last of them.
 // Closing a closed store is a no-op.
 func (s *Store) Close() error {
-	s.lockAll()
+	resume := s.lockAll()
 	if s.closed.Load() {
-		s.unlockAll()
+		s.unlockAll(resume)
 		return nil
 	}
 	s.closed.Store(true)
+	for i := range s.shards {
+		s.shards[i].closeMem()
+	}
 	err := s.sp.Close()
-	s.unlockAll()
+	s.unlockAll(resume)
 	return errorsJoin(err, s.unref())
 }
+
+// closeMem closes the shard's Accessor, with its lock held.
+//
+// +checklocksignore: the caller holds sh.mu (Close, every shard's lock).
+func (sh *shard) closeMem() { sh.mem.acc.Close() }
 
 // ref counts one more user of the arena (a snapshot).
 func (s *Store) ref() {
@@ -307,8 +386,9 @@ func (s *Store) Len() int {
 	return n
 }
 
-// Flush removes every key (FLUSHALL): the slab's regions are mapped
-// afresh, their memory going back to the arena once no snapshot shares it.
+// Flush removes every key (FLUSHALL): the store takes a new allocator and
+// unmaps the old one's reservation, whose memory goes back to the arena
+// once no snapshot shares it (a time that does not grow with the keys).
 //
 // +checklocksignore: it holds every shard's lock, a dynamic set.
 func (s *Store) Flush() error {
@@ -323,22 +403,35 @@ func (s *Store) Flush() error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	if err := s.heap.reset(); err != nil {
+	old := s.slab.Load()
+	heap, err := newSlab(s.sp, s.maxRecord)
+	if err != nil {
 		return err
 	}
+	// The superblock first: from here on it names the new allocator.
+	var b [supLen]byte
+	if _, err := s.sp.ReadAt(b[:], int64(s.root)); err != nil {
+		return err
+	}
+	sb, err := decodeSuper(b[:])
+	if err != nil {
+		return err
+	}
+	sb.slab, sb.slabLen = heap.a.Root(), heap.len
+	sb.encode(b[:])
+	if _, err := s.sp.WriteAt(b[:], int64(s.root)); err != nil {
+		return err
+	}
+	s.slab.Store(heap)
 	for i := range s.shards {
 		sh := &s.shards[i]
-		c, err := s.heap.cache(i)
-		if err != nil {
-			return err
-		}
-		sh.alloc = c
+		sh.alloc = heap.a
 		if err := sh.reset(sh.minExp); err != nil {
 			return err
 		}
 		sh.dirty++
 	}
-	return nil
+	return s.sp.Unmap(old.a.Root(), int(old.len))
 }
 
 // Maintain does the store's background work for up to budget: it moves

@@ -9,27 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/folio"
 )
-
-func TestClassOf(t *testing.T) {
-	for n := 1; n <= maxSmall; n++ {
-		c := classOf(n)
-		if c >= nClasses || classSizes[c] < n || (c > 0 && classSizes[c-1] >= n) {
-			t.Fatalf("classOf(%d) = %d (%d bytes), previous %d", n, c, classSizes[min(c, nClasses-1)], classSizes[max(c-1, 0)])
-		}
-		if waste := classSizes[c] - n; waste >= fineStep && waste*perDouble > classSizes[c] {
-			t.Fatalf("classOf(%d): a chunk of %d bytes wastes more than an eighth", n, classSizes[c])
-		}
-	}
-	if classSizes[nClasses-1] != maxSmall || spanSize/maxSmall < 4 {
-		t.Fatalf("%d classes up to %d bytes in spans of %d", nClasses, classSizes[nClasses-1], spanSize)
-	}
-	// The classes' state fits the smallest page: a cache page, the heap's header.
-	if nClasses*classStride > 4096 || hpClasses+16*nClasses > 4096 {
-		t.Fatalf("%d classes do not fit a 4 KiB page", nClasses)
-	}
-}
 
 // TestModel runs random Puts, Gets, Deletes and snapshots against a Go
 // map: every answer must match, and every snapshot must keep the state it
@@ -203,7 +185,7 @@ func finishRehash(t testing.TB, s *Store) {
 }
 
 func TestBadInput(t *testing.T) {
-	s := openTest(t, testOptions())
+	s := openTest(t, Options{Arena: folio.Config{Size: 64 << 20}, MaxRecord: 256 << 20})
 	if err := s.Put(make([]byte, MaxKeyLen+1), nil); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("oversized key: %v", err)
 	}
@@ -265,5 +247,34 @@ func TestAppendGet(t *testing.T) {
 	small := []byte("xy")
 	if out, err := s.AppendGet(small, []byte("k")); err != nil || string(out) != "xy"+string(val) {
 		t.Fatalf("AppendGet without room: %q, %v", out, err)
+	}
+}
+
+// TestMaxRecord: a record past Options.MaxRecord is ErrTooLarge, changes
+// nothing, and the store goes on; a loaded store keeps the limit.
+func TestMaxRecord(t *testing.T) {
+	if _, err := Open(Options{MaxRecord: 3 << 20}); !errors.Is(err, cow.ErrInvalid) {
+		t.Fatalf("MaxRecord not a power of two: %v", err)
+	}
+	opts := testOptions()
+	opts.MaxRecord = 1 << 20
+	s := openTest(t, opts)
+	if err := s.Put([]byte("k"), make([]byte, 1<<20)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("a record past MaxRecord: %v", err)
+	}
+	if err := s.Put([]byte("k"), make([]byte, 1<<20-100)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append([]byte("k"), make([]byte, 100)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("an append past MaxRecord: %v", err)
+	}
+	checkStore(t, s, map[string]string{"k": string(make([]byte, 1<<20-100))})
+	l, err := Load(bytes.NewReader(saveBytes(t, s)), testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.Put([]byte("j"), make([]byte, 1<<20)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("a record past the loaded store's MaxRecord: %v", err)
 	}
 }

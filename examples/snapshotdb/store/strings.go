@@ -4,8 +4,6 @@ import (
 	"math"
 	"strconv"
 	"unsafe"
-
-	"github.com/anonfolio/anonfolio/cow"
 )
 
 // The string commands of Redis, each atomic: a command holds the lock of
@@ -52,7 +50,7 @@ func sameArray(a, b []byte) bool {
 
 // appendValue appends the value of the record f found to dst. buf holds
 // what lookup read (the whole record, unless it is large).
-func appendValue(sp *cow.Space, dst []byte, f *hit, buf []byte) ([]byte, error) {
+func appendValue(sp mem, dst []byte, f *hit, buf []byte) ([]byte, error) {
 	k, v := int(f.rec.klen), int(f.rec.vlen)
 	if f.tag == 0 { // large: read the value now
 		n := len(dst)
@@ -69,7 +67,10 @@ func (s *Store) Get(key []byte) ([]byte, error) { return s.AppendGet(nil, key) }
 // AppendGet appends the value stored under key to dst, or returns
 // ErrNotFound (unwrapped). With a dst of enough spare capacity it does
 // not allocate: it reads the record straight into that room.
-func (s *Store) AppendGet(dst, key []byte) ([]byte, error) {
+func (s *Store) AppendGet(dst, key []byte) ([]byte, error) { return s.appendGet(s.spMem, dst, key) }
+
+// appendGet is AppendGet, reading through m.
+func (s *Store) appendGet(m mem, dst, key []byte) ([]byte, error) {
 	h := keyHash(s.seed, key)
 	sh := s.shardOf(h)
 	sh.mu.RLock()
@@ -78,7 +79,7 @@ func (s *Store) AppendGet(dst, key []byte) ([]byte, error) {
 		return dst, ErrClosed
 	}
 	spare := dst[len(dst):cap(dst)]
-	f, ok, buf, err := lookup(s.sp, &sh.d, h, key, spare, true)
+	f, ok, buf, err := lookup(m, &sh.d, h, key, spare, true)
 	if err != nil || !ok {
 		sh.mu.RUnlock()
 		return dst, errorsJoin(err, ErrNotFound)
@@ -95,7 +96,7 @@ func (s *Store) AppendGet(dst, key []byte) ([]byte, error) {
 		sh.mu.RUnlock()
 		return out, nil
 	}
-	dst, err = appendValue(s.sp, dst, &f, buf)
+	dst, err = appendValue(m, dst, &f, buf)
 	sh.mu.RUnlock()
 	return dst, err
 }
@@ -108,7 +109,7 @@ func (s *Store) expireKey(h uint64, key []byte) {
 	if s.closed.Load() {
 		return
 	}
-	f, ok, buf, err := lookup(s.sp, &sh.d, h, key, sh.rbuf, false)
+	f, ok, buf, err := lookup(sh.mem, &sh.d, h, key, sh.rbuf, false)
 	sh.rbuf = buf
 	if err == nil && ok && expired(&f.rec, s.now()) {
 		if sh.remove(&f) == nil {
@@ -131,7 +132,7 @@ func (s *Store) find(sh *shard, h uint64, key []byte, whole bool) (hit, bool, er
 			return hit{}, false, err
 		}
 	}
-	f, ok, buf, err := lookup(s.sp, &sh.d, h, key, sh.rbuf, whole)
+	f, ok, buf, err := lookup(sh.mem, &sh.d, h, key, sh.rbuf, whole)
 	sh.rbuf = buf
 	if err != nil || !ok {
 		return f, false, err
@@ -170,7 +171,7 @@ func (s *Store) Set(dst, key, value []byte, o SetOptions) (old []byte, existed, 
 	}
 	old = dst
 	if o.Get && ok {
-		if old, err = appendValue(s.sp, dst, &f, sh.rbuf); err != nil {
+		if old, err = appendValue(sh.mem, dst, &f, sh.rbuf); err != nil {
 			return dst, ok, false, err
 		}
 	}
@@ -210,7 +211,7 @@ func (s *Store) GetDel(dst, key []byte) (value []byte, found bool, err error) {
 	if err != nil || !ok {
 		return dst, false, err
 	}
-	if value, err = appendValue(s.sp, dst, &f, sh.rbuf); err != nil {
+	if value, err = appendValue(sh.mem, dst, &f, sh.rbuf); err != nil {
 		return dst, false, err
 	}
 	return value, true, sh.remove(&f)
@@ -278,7 +279,7 @@ func (s *Store) peek(sh *shard, h uint64, key []byte, rec *recHeader) (bool, err
 		return false, ErrClosed
 	}
 	var scratch [recHdr + 64]byte
-	f, ok, _, err := lookup(s.sp, &sh.d, h, key, scratch[:0], false)
+	f, ok, _, err := lookup(s.spMem, &sh.d, h, key, scratch[:0], false)
 	*rec = f.rec
 	return ok, err
 }
@@ -306,7 +307,7 @@ func (s *Store) MGet(keys [][]byte, fn func(i int, value []byte, ok bool)) error
 			return 0, nil
 		}
 		if f.tag == 0 { // large: read the value now
-			v, err := appendValue(s.sp, nil, &f, buf)
+			v, err := appendValue(s.spMem, nil, &f, buf)
 			if err != nil {
 				return 0, err
 			}
@@ -327,7 +328,7 @@ func (s *Store) lookupRead(sh *shard, h uint64, key []byte, buf []byte) (hit, bo
 	if s.closed.Load() {
 		return hit{}, false, buf, ErrClosed
 	}
-	return lookup(s.sp, &sh.d, h, key, buf, true)
+	return lookup(s.spMem, &sh.d, h, key, buf, true)
 }
 
 // MSet stores each key/value pair of kv (key, value, key, value...),
@@ -454,14 +455,14 @@ func (s *Store) Append(key, suffix []byte) (int, error) {
 		return 0, err
 	}
 	if n <= size { // in place: the suffix, then the length, then the tag
-		if _, err := s.sp.WriteAt(suffix, int64(f.addr)+int64(recHdr+k+v)); err != nil {
+		if _, err := sh.mem.WriteAt(suffix, int64(f.addr)+int64(recHdr+k+v)); err != nil {
 			return 0, err
 		}
-		if err := writeU32(s.sp, f.addr+recVlen, uint32(v+len(suffix))); err != nil {
+		if err := writeU32(sh.mem, f.addr+recVlen, uint32(v+len(suffix))); err != nil {
 			return 0, err
 		}
 		if p := tagPtr(f.addr, n); p != tagPtr(f.addr, f.rec.len()) {
-			if err := writeU64(s.sp, f.link, p); err != nil {
+			if err := writeU64(sh.mem, f.link, p); err != nil {
 				return 0, err
 			}
 		}
@@ -470,12 +471,15 @@ func (s *Store) Append(key, suffix []byte) (int, error) {
 	}
 	// Move: a block of room to spare, the old record copied over.
 	room := min(2*n, n+(1<<20))
-	addr, err := sh.alloc.Alloc(room)
+	if uint64(room) > sh.maxRecord {
+		room = max(n, int(sh.maxRecord)) // no spare room past the limit (allocBlock refuses n past it)
+	}
+	addr, err := sh.allocBlock(room)
 	if err != nil {
 		return 0, err
 	}
 	b := make([]byte, n)
-	if _, err := s.sp.ReadAt(b[:recHdr+k+v], int64(f.addr)); err != nil {
+	if _, err := sh.mem.ReadAt(b[:recHdr+k+v], int64(f.addr)); err != nil {
 		sh.alloc.Free(addr)
 		return 0, err
 	}
@@ -483,7 +487,7 @@ func (s *Store) Append(key, suffix []byte) (int, error) {
 	rec := f.rec
 	rec.vlen = uint32(v + len(suffix))
 	rec.encode(b)
-	if _, err := s.sp.WriteAt(b, int64(addr)); err != nil {
+	if _, err := sh.mem.WriteAt(b, int64(addr)); err != nil {
 		sh.alloc.Free(addr)
 		return 0, err
 	}
@@ -492,7 +496,7 @@ func (s *Store) Append(key, suffix []byte) (int, error) {
 			return 0, err
 		}
 	}
-	if err := writeU64(s.sp, f.link, tagPtr(addr, n)); err != nil {
+	if err := writeU64(sh.mem, f.link, tagPtr(addr, n)); err != nil {
 		return 0, err
 	}
 	sh.dirty++

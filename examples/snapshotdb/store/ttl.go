@@ -32,15 +32,15 @@ func (sh *shard) ttlReserve() error {
 		return nil
 	}
 	ncap := max(minTTLCap, 2*d.ttlCap)
-	addr, err := sh.alloc.Alloc(int(ncap * 8))
+	addr, err := sh.allocBlock(int(ncap * 8))
 	if err != nil {
 		return err
 	}
 	var tmp [4096]byte
 	for off := uint64(0); off < d.ttlLen*8; off += uint64(len(tmp)) {
 		b := tmp[:min(uint64(len(tmp)), d.ttlLen*8-off)]
-		if _, err := sh.sp.ReadAt(b, int64(d.ttl)+int64(off)); err == nil {
-			_, err = sh.sp.WriteAt(b, int64(addr)+int64(off))
+		if _, err := sh.mem.ReadAt(b, int64(d.ttl)+int64(off)); err == nil {
+			_, err = sh.mem.WriteAt(b, int64(addr)+int64(off))
 		}
 		if err != nil {
 			sh.alloc.Free(addr)
@@ -64,7 +64,7 @@ func (sh *shard) ttlReserve() error {
 // +checklocks:sh.mu
 func (sh *shard) ttlPush(rec cow.Addr) error {
 	d := &sh.d
-	if err := writeU64(sh.sp, d.ttl+cow.Addr(d.ttlLen*8), uint64(rec)); err != nil {
+	if err := writeU64(sh.mem, d.ttl+cow.Addr(d.ttlLen*8), uint64(rec)); err != nil {
 		return err
 	}
 	d.ttlLen++
@@ -80,14 +80,14 @@ func (sh *shard) ttlRemove(idx uint32) error {
 		return corrupt("TTL index %d of %d", idx, d.ttlLen)
 	}
 	if last := d.ttlLen - 1; uint64(idx) != last {
-		p, err := readU64(sh.sp, d.ttl+cow.Addr(last*8))
+		p, err := readU64(sh.mem, d.ttl+cow.Addr(last*8))
 		if err != nil {
 			return err
 		}
-		if err := writeU64(sh.sp, d.ttl+cow.Addr(uint64(idx)*8), p); err != nil {
+		if err := writeU64(sh.mem, d.ttl+cow.Addr(uint64(idx)*8), p); err != nil {
 			return err
 		}
-		if err := writeU32(sh.sp, cow.Addr(p)+recTTLIdx, idx); err != nil {
+		if err := writeU32(sh.mem, cow.Addr(p)+recTTLIdx, idx); err != nil {
 			return err
 		}
 	}
@@ -99,7 +99,7 @@ func (sh *shard) ttlRemove(idx uint32) error {
 //
 // +checklocks:sh.mu
 func (sh *shard) ttlMove(idx uint32, rec cow.Addr) error {
-	return writeU64(sh.sp, sh.d.ttl+cow.Addr(uint64(idx)*8), uint64(rec))
+	return writeU64(sh.mem, sh.d.ttl+cow.Addr(uint64(idx)*8), uint64(rec))
 }
 
 // expireSample samples up to n keys with a TTL and deletes those expired
@@ -111,12 +111,12 @@ func (sh *shard) expireSample(now int64, n int, rng *rand.Rand) (sampled, expire
 	d := &sh.d
 	for ; sampled < n && d.ttlLen > 0; sampled++ {
 		j := rng.Uint64N(d.ttlLen)
-		p, err := readU64(sh.sp, d.ttl+cow.Addr(j*8))
+		p, err := readU64(sh.mem, d.ttl+cow.Addr(j*8))
 		if err != nil {
 			return sampled, expired, ttlSum, err
 		}
 		var b [recHdr]byte
-		if _, err := sh.sp.ReadAt(b[:], int64(p)); err != nil {
+		if _, err := sh.mem.ReadAt(b[:], int64(p)); err != nil {
 			return sampled, expired, ttlSum, err
 		}
 		rec := decodeRec(b[:])
@@ -124,7 +124,7 @@ func (sh *shard) expireSample(now int64, n int, rng *rand.Rand) (sampled, expire
 			ttlSum += rec.expire - now
 			continue
 		}
-		f, err := locate(sh.sp, d, rec.hash, cow.Addr(p))
+		f, err := locate(sh.mem, d, rec.hash, cow.Addr(p))
 		if err == nil {
 			err = sh.remove(&f)
 		}

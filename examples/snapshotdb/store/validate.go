@@ -2,310 +2,117 @@ package store
 
 import (
 	"bytes"
-	"encoding/binary"
 	"slices"
 
 	"github.com/anonfolio/anonfolio/cow"
 	"github.com/anonfolio/anonfolio/folio"
+	"github.com/anonfolio/anonfolio/slab"
 )
 
-// attach opens the store whose regions were just loaded into sp: it reads
-// the superblock, the slab and the shard headers, checks that they agree
-// with the regions, and validates everything before handing the store out.
-func attach(a *folio.Arena, sp *cow.Space, regions []region, opts Options) (*Store, error) {
-	if len(regions) != 3 {
-		return nil, corrupt("%d regions, want 3", len(regions))
+// attach opens the store whose images were just loaded into sp: it finds
+// the superblock, opens the allocator it names (slab.Open, then its
+// Check), reads the shard headers, and validates everything before
+// handing the store out.
+func attach(a *folio.Arena, sp *cow.Space, opts Options) (*Store, error) {
+	root, err := findRoot(sp)
+	if err != nil {
+		return nil, err
 	}
-	root, meta, spans := regions[0], regions[1], regions[2]
-	v, err := readView(sp, root.addr)
+	v, err := readView(sp, root)
 	if err != nil {
 		return nil, err
 	}
 	sb, ps := v.sb, sp.PageSize()
+	rootRegion, rootOK := covered(sp, root, uint64((1+len(v.dicts))*ps))
+	slabRegion, slabOK := covered(sp, sb.slab, sb.slabLen)
 	switch {
 	case int(sb.pageSize) != ps:
 		return nil, corrupt("an image of %d-byte pages in a space of %d-byte pages", sb.pageSize, ps)
-	case sb.shards != root.addr+cow.Addr(ps) || root.reserved != uint64((1+len(v.dicts))*ps) || root.stored != root.reserved:
+	case sb.shards != root+cow.Addr(ps) || !rootOK:
 		return nil, corrupt("the root region does not hold %d shard headers", len(v.dicts))
-	case sb.slab != meta.addr:
-		return nil, corrupt("the slab is at %#x, its region at %#x", sb.slab, meta.addr)
+	case sb.slabLen < 2*classReserve(sb.maxRecord) || sb.slabLen%classReserve(sb.maxRecord) != 0 || !slabOK || slabRegion.Addr != sb.slab ||
+		(root >= sb.slab && uint64(root-sb.slab) < sb.slabLen) || rootRegion.Addr == slabRegion.Addr:
+		return nil, corrupt("the allocator's reservation (%d bytes at %#x) is not mapped, or holds the root", sb.slabLen, sb.slab)
 	}
-	heap, err := openSlab(sp, meta, spans, len(v.dicts))
+	al, err := slab.Open(sp, sb.slab)
+	if err == nil {
+		err = al.Check()
+	}
 	if err != nil {
-		return nil, err
+		return nil, corrupt("the allocator: %v", err)
 	}
 	opts.Shards = len(v.dicts)
-	s := newStore(a, sp, root.addr, sb, heap, opts)
+	s := newStore(a, sp, root, sb, &slabRef{a: al, len: sb.slabLen}, opts)
 	for i := range s.shards {
 		sh := &s.shards[i]
-		c, err := heap.cache(i)
-		if err != nil {
-			return nil, err
-		}
 		sh.mu.Lock()
-		sh.alloc, sh.d = c, v.dicts[i]
+		sh.d = v.dicts[i]
 		sh.mu.Unlock()
 	}
 	if err := s.validate(); err != nil {
+		s.closeShards()
 		return nil, err
 	}
 	return s, nil
 }
 
-// openSlab reads the heap header at meta and checks it against the regions.
-func openSlab(sp *cow.Space, meta, spans region, nCaches int) (*slabHeap, error) {
-	var b [hpLen]byte
-	if _, err := sp.ReadAt(b[:], int64(meta.addr)); err != nil {
-		return nil, err
+// closeShards closes the shards' Accessors of a store that is not handed
+// out.
+//
+// +checklocksignore: the store is not shared yet.
+func (s *Store) closeShards() {
+	for i := range s.shards {
+		s.shards[i].closeMem()
 	}
-	le := binary.LittleEndian
-	ps := sp.PageSize()
-	h := &slabHeap{sp: sp, meta: meta.addr, caches: cow.Addr(le.Uint64(b[hpCaches:])), nCaches: int(le.Uint64(b[hpNCaches:])),
-		desc: cow.Addr(le.Uint64(b[hpDesc:])), spans: cow.Addr(le.Uint64(b[hpSpans:])), maxSpans: le.Uint64(b[hpMaxSpans:])}
-	top, freeRuns := le.Uint64(b[hpTop:]), cow.Addr(le.Uint64(b[hpFreeRuns:]))
-	switch {
-	case string(b[:8]) != slabMagic:
-		return nil, corrupt("no slab at %#x", meta.addr)
-	case h.nCaches != nCaches || h.caches != meta.addr+cow.Addr(ps) || h.desc != meta.addr+cow.Addr(ps*(1+nCaches)):
-		return nil, corrupt("the slab's caches and descriptors are not where its region puts them")
-	case h.maxSpans == 0 || h.maxSpans > 1<<30 || meta.reserved != h.metaLen() || meta.stored != meta.reserved:
-		return nil, corrupt("a slab of %d spans in a meta region of %d bytes", h.maxSpans, meta.reserved)
-	case h.spans != spans.addr || spans.reserved != h.maxSpans*spanSize || top > h.maxSpans || spans.stored != top*spanSize:
-		return nil, corrupt("the slab's spans (%d of %d) do not match their region", top, h.maxSpans)
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.top, h.freeRuns = top, freeRuns
-	if err := h.readClasses(); err != nil {
-		return nil, err
-	}
-	return h, nil
-}
-
-// unitMap has a bit per chunkUnit of the carved spans: the blocks, chunks
-// and bump ranges seen so far.
-type unitMap struct {
-	base cow.Addr
-	bits []uint64
-}
-
-// mark marks [addr, addr+n), reporting false if any of it was marked or
-// it is outside the map.
-func (m *unitMap) mark(addr cow.Addr, n uint64) bool {
-	if addr < m.base {
-		return false
-	}
-	first, last := uint64(addr-m.base)/chunkUnit, (uint64(addr-m.base)+n+chunkUnit-1)/chunkUnit
-	if last > uint64(len(m.bits))*64 {
-		return false
-	}
-	for u := first; u < last; u++ {
-		w, bit := u/64, uint64(1)<<(u%64)
-		if m.bits[w]&bit != 0 {
-			return false
-		}
-		m.bits[w] |= bit
-	}
-	return true
 }
 
 // validator checks a loaded store: after it, no operation can read or
 // write outside the store's blocks, loop, or find the structures
 // inconsistent.
 type validator struct {
-	s     *Store
-	h     *slabHeap
-	top   uint64
-	desc  []uint32
-	units unitMap
-	buf   []byte
+	s      *Store
+	al     allocator
+	blocks []cow.Addr // every block the store's structures own
+	buf    []byte
 }
 
-// validate checks the slab (descriptors, free runs, caches), then every
-// shard: its tables and TTL array are blocks of the slab; every record is
-// a block of its own, reachable once, of a key that hashes to its shard
-// and bucket, with no other record of the same key; the counts and the TTL
-// array match the records; no block is both live and free.
+// validate checks every shard: its tables and TTL array are blocks of the
+// allocator; every record is a block of its own, reachable once, of a key
+// that hashes to its shard and bucket, with no other record of the same
+// key; the counts and the TTL array match the records; no block is owned
+// twice. (The allocator checked itself: Check.)
 func (s *Store) validate() error {
-	h := s.heap
-	h.mu.Lock()
-	top, freeRuns, classes := h.top, h.freeRuns, slices.Clone(h.cls)
-	h.mu.Unlock()
-	v := &validator{s: s, h: h, top: top, desc: make([]uint32, top),
-		units: unitMap{base: h.spans, bits: make([]uint64, (top*spanSize/chunkUnit+63)/64)}}
-	if top > 0 {
-		raw := make([]byte, 4*top)
-		if _, err := s.sp.ReadAt(raw, int64(h.desc)); err != nil {
-			return err
-		}
-		for i := range v.desc {
-			v.desc[i] = binary.LittleEndian.Uint32(raw[4*i:])
-		}
-	}
-	if err := v.spans(freeRuns); err != nil {
-		return err
-	}
-	for k, r := range classes {
-		if err := v.bumpRange(k, r); err != nil {
-			return err
-		}
-	}
+	v := &validator{s: s, al: s.slab.Load().a}
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		err := v.cache(sh.alloc.(*slabCache))
-		if err == nil {
-			err = v.shard(i, sh.d)
-		}
+		err := v.shard(i, sh.d)
 		sh.mu.Unlock()
 		if err != nil {
 			return err
 		}
 	}
-	return nil
-}
-
-// spans checks the descriptors and the free-run list.
-func (v *validator) spans(freeRuns cow.Addr) error {
-	heads := make(map[uint64]uint64) // free run heads: spans
-	for i := uint64(0); i < v.top; {
-		d := v.desc[i]
-		n := uint64(d & descSpanMask)
-		switch {
-		case d >= 1 && int(d) <= nClasses:
-			i++
-			continue
-		case d&descLarge != 0 && d&(descCont|descFreeRun) == 0:
-			if err := v.run(i, n, descCont); err != nil {
-				return err
-			}
-		case d&descFreeRun != 0 && d&(descLarge|descCont) == 0:
-			if err := v.run(i, n, descFree); err != nil {
-				return err
-			}
-			heads[i] = n
-		default:
-			return corrupt("span %d: descriptor %#x", i, d)
-		}
-		i += n
-	}
-	seen := 0
-	for run := freeRuns; run != 0; seen++ {
-		i := uint64(run-v.h.spans) >> spanShift
-		n, ok := heads[i]
-		if run < v.h.spans || uint64(run-v.h.spans)%spanSize != 0 || !ok || seen >= len(heads) {
-			return corrupt("free run list: %#x is not a free run (or the list loops)", run)
-		}
-		var b [16]byte
-		if _, err := v.s.sp.ReadAt(b[:], int64(run)); err != nil {
-			return err
-		}
-		if binary.LittleEndian.Uint64(b[8:]) != n {
-			return corrupt("free run at %#x: %d spans, its descriptor says %d", run, binary.LittleEndian.Uint64(b[8:]), n)
-		}
-		if !v.units.mark(run, n*spanSize) {
-			return corrupt("free run at %#x overlaps", run)
-		}
-		run = cow.Addr(binary.LittleEndian.Uint64(b[:]))
-	}
-	if seen != len(heads) {
-		return corrupt("%d free runs, %d on the list", len(heads), seen)
-	}
-	return nil
-}
-
-// run checks a run of n spans from i whose further spans are rest.
-func (v *validator) run(i, n uint64, rest uint32) error {
-	if n == 0 || i+n > v.top {
-		return corrupt("span %d: a run of %d spans past the %d carved", i, n, v.top)
-	}
-	for j := i + 1; j < i+n; j++ {
-		if v.desc[j] != rest {
-			return corrupt("span %d: descriptor %#x inside a run", j, v.desc[j])
+	slices.Sort(v.blocks)
+	for i := 1; i < len(v.blocks); i++ {
+		if v.blocks[i] == v.blocks[i-1] {
+			return corrupt("block %#x is owned twice (two pointers to one record, or a table that is a record)", v.blocks[i])
 		}
 	}
 	return nil
 }
 
-// block returns the size of the allocated block at addr, or an error if
-// addr does not start one.
-func (v *validator) block(addr cow.Addr) (uint64, error) {
-	if addr < v.h.spans || uint64(addr-v.h.spans) >= v.top*spanSize {
-		return 0, corrupt("%#x is outside the carved spans", addr)
-	}
-	i := uint64(addr-v.h.spans) >> spanShift
-	span := v.h.spans + cow.Addr(i<<spanShift)
-	d := v.desc[i]
-	switch {
-	case d >= 1 && int(d) <= nClasses:
-		size := uint64(classSizes[d-1])
-		if off := uint64(addr - span); off%size != 0 || off+size > spanSize {
-			return 0, corrupt("%#x is not a chunk of class %d", addr, d-1)
-		}
-		return size, nil
-	case d&descLarge != 0 && d&(descCont|descFreeRun) == 0 && addr == span:
-		return uint64(d&descSpanMask) * spanSize, nil
-	}
-	return 0, corrupt("%#x is not an allocated block", addr)
-}
-
-// bumpRange checks a range of chunks of class k not yet handed out: in
-// one span of the class, on chunk boundaries, and seen nowhere else.
-func (v *validator) bumpRange(k int, r spanRange) error {
-	if r.end == 0 && r.bump == 0 {
-		return nil
-	}
-	size := cow.Addr(classSizes[k])
-	if r.end < v.h.spans+1 || r.bump > r.end {
-		return corrupt("class %d: range [%#x, %#x)", k, r.bump, r.end)
-	}
-	i := uint64(r.end-1-v.h.spans) >> spanShift
-	span := v.h.spans + cow.Addr(i<<spanShift)
-	if i >= v.top || v.desc[i] != uint32(k+1) || r.bump < span || r.end > span+spanSize/size*size ||
-		(r.bump-span)%size != 0 || (r.end-span)%size != 0 {
-		return corrupt("class %d: range [%#x, %#x) is not in a span of the class", k, r.bump, r.end)
-	}
-	if !v.units.mark(r.bump, uint64(r.end-r.bump)) {
-		return corrupt("class %d: range [%#x, %#x) overlaps", k, r.bump, r.end)
-	}
-	return nil
-}
-
-// cache checks one cache's ranges and free lists.
-func (v *validator) cache(c *slabCache) error {
-	for k, st := range c.cls {
-		size := cow.Addr(classSizes[k])
-		if err := v.bumpRange(k, st.spanRange); err != nil {
-			return err
-		}
-		for p := st.free; p != 0; {
-			n, err := v.block(p)
-			if err != nil || n != uint64(size) {
-				return corrupt("class %d: free chunk %#x is not a chunk of the class", k, p)
-			}
-			if !v.units.mark(p, uint64(size)) {
-				return corrupt("class %d: free chunk %#x overlaps another or the list loops", k, p)
-			}
-			next, err := readU64(v.s.sp, p)
-			if err != nil {
-				return err
-			}
-			p = cow.Addr(next)
-		}
-	}
-	return nil
-}
-
-// owned marks the block at addr as the shard's, checking it holds n bytes.
-func (v *validator) owned(addr cow.Addr, n uint64, what string) error {
-	size, err := v.block(addr)
+// owned records the block at addr as the store's, checking that it is an
+// allocated block of at least n bytes, and returns its size.
+func (v *validator) owned(addr cow.Addr, n uint64, what string) (uint64, error) {
+	size, err := v.al.Size(addr)
 	if err != nil {
-		return corrupt("%s: %v", what, err)
+		return 0, corrupt("%s at %#x: %v", what, addr, err)
 	}
-	if size < n || !v.units.mark(addr, size) {
-		return corrupt("%s: block %#x of %d bytes (%d needed) or shared", what, addr, size, n)
+	if uint64(size) < n {
+		return 0, corrupt("%s: block %#x of %d bytes, %d needed", what, addr, size, n)
 	}
-	return nil
+	v.blocks = append(v.blocks, addr)
+	return uint64(size), nil
 }
 
 // shard checks shard i's header, tables, records and TTL array.
@@ -324,13 +131,13 @@ func (v *validator) shard(i int, d dictState) error {
 	}
 	for ti := range 2 {
 		if ti == 0 || d.rehashing() {
-			if err := v.owned(d.t[ti].addr, uint64(d.t[ti].bytes()), "table"); err != nil {
+			if _, err := v.owned(d.t[ti].addr, uint64(d.t[ti].bytes()), "table"); err != nil {
 				return err
 			}
 		}
 	}
 	if d.ttlCap > 0 {
-		if err := v.owned(d.ttl, d.ttlCap*8, "TTL array"); err != nil {
+		if _, err := v.owned(d.ttl, d.ttlCap*8, "TTL array"); err != nil {
 			return err
 		}
 	}
@@ -376,11 +183,11 @@ func (v *validator) chain(shard int, d *dictState, ti int, b uint64, p uint64) (
 	var hashes []uint64
 	for ; p != 0; n++ {
 		addr, tl := untag(p)
-		size, err := v.block(addr)
+		size, err := v.owned(addr, recHdr, "a record")
 		if err != nil {
 			return n, withTTL, corrupt("shard %d bucket %d: %v", shard, b, err)
 		}
-		rec, buf, err := readRecord(s.sp, p, v.buf)
+		rec, buf, err := readRecord(s.spMem, p, v.buf)
 		v.buf = buf
 		if err != nil {
 			return n, withTTL, err
@@ -393,11 +200,8 @@ func (v *validator) chain(shard int, d *dictState, ti int, b uint64, p uint64) (
 		if int(h>>s.shardShift) != shard || uint32(h) != rec.hash || uint64(rec.hash)&t.mask() != b {
 			return n, withTTL, corrupt("shard %d bucket %d: a key that hashes elsewhere", shard, b)
 		}
-		if !v.units.mark(addr, size) {
-			return n, withTTL, corrupt("shard %d bucket %d: record %#x is reached twice or overlaps", shard, b, addr)
-		}
 		if rec.expire != 0 {
-			at, err := readU64(s.sp, d.ttl+cow.Addr(uint64(rec.ttlIdx)*8))
+			at, err := readU64(s.spMem, d.ttl+cow.Addr(uint64(rec.ttlIdx)*8))
 			if err != nil || uint64(rec.ttlIdx) >= d.ttlLen || cow.Addr(at) != addr {
 				return n, withTTL, corrupt("shard %d: record %#x is not at its place %d in the TTL array", shard, addr, rec.ttlIdx)
 			}
@@ -417,7 +221,7 @@ func (v *validator) chain(shard int, d *dictState, ti int, b uint64, p uint64) (
 			var ok bool
 			old := *d
 			old.t[1] = table{}
-			f, ok, _, err = lookup(s.sp, &old, h, bytes.Clone(key), nil, false)
+			f, ok, _, err = lookup(s.spMem, &old, h, bytes.Clone(key), nil, false)
 			if err != nil || ok {
 				return n, withTTL, corrupt("shard %d: key at %#x is in both tables (%#x)", shard, addr, f.addr)
 			}
