@@ -30,13 +30,15 @@ import (
 // the new one or the previous one. Without a manifest, NAME alone is a
 // full image (what a save without deltas writes, and a Chain still reads).
 type Chain struct {
-	Dir, Name string
+	Dir  string // the directory of the chain's files
+	Name string // the files' base name
 	// MaxDeltas: a save makes a full image instead of a delta once the
 	// chain holds this many deltas; 0 means 16. A full image is also
 	// made when the deltas together outgrow the full image.
 	MaxDeltas int
 
 	mu sync.Mutex
+
 	// files is the chain the manifest names; synced: the store's last
 	// successful save (or load) is its last file, so a delta follows it.
 	// +checklocks:mu
@@ -135,7 +137,7 @@ func (c *Chain) Save(s *Store, delta bool) (SaveInfo, error) {
 	return info, nil
 }
 
-var errManifest = errors.New("store: writing the chain's manifest")
+var errManifest = errors.New("store: writing the chain's manifest") // +checklocksignore: read only
 
 // saveImage writes the chain's next image.
 //
