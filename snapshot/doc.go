@@ -101,5 +101,14 @@
 // identity. A page that is not in a pages record reads zero after a full
 // load, and keeps its contents after a delta unless a Z range covers it.
 // Pages that were never written, or that read as the shared zero page,
-// are not stored.
+// are not stored; nor, in a full image, pages that hold only zeros (the
+// untouched part of a large folio), which a Load leaves unmapped. A delta
+// stores every page written since its base, zeros or not.
+//
+// A Save visits only the page-table slots that map something, so a region
+// reserved large and used sparsely costs what it uses: 1 TiB reserved with
+// one page written saves in well under a millisecond
+// (TestSaveOfReservedSpace; 0.19 s when each 2 MiB was visited). A Load
+// maps each run of the image with folios no larger than the run, so a
+// sparse image loads as sparse as it was saved.
 package snapshot

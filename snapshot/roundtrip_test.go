@@ -107,3 +107,85 @@ func TestDeltaHoldsWhatWasWritten(t *testing.T) {
 		t.Fatalf("the next delta holds %d pages", d.Pages)
 	}
 }
+
+// TestLoadSparseImage: a Load maps the pages an image holds and no more. A
+// source of scattered pages (one every 64 KiB, and a run of 2 MiB) loaded
+// into a space of the default orders must not get a large folio around
+// each lone page: that would be resident memory of zeros, which the next
+// full Save would store too, and each Save-Load cycle would grow.
+func TestLoadSparseImage(t *testing.T) {
+	e := spacetest.New(t, 256<<20, 4096)
+	src := e.Space(cow.Options{Orders: cow.Orders()})
+	const size = 16 << 20
+	a := e.Map(src, size, cow.ProtRead|cow.ProtWrite)
+	pages := 0
+	for off := 0; off < size/2; off += 64 << 10 {
+		e.Write(src, a+cow.Addr(off), []byte("lone page"))
+		pages++
+	}
+	e.Write(src, a+size-2<<20, spacetest.Fill('r', 2<<20))
+	pages += 512
+	img, _ := save(t, src, Options{})
+
+	replica := e.Space(cow.Options{}) // huge entries and contpte blocks enabled
+	load(t, img, replica)
+	if got := replica.Stats().Resident; got != int64(pages) {
+		t.Fatalf("a Load of %d pages made %d resident", pages, got)
+	}
+	if want, got := unprotectedState(t, e, src), unprotectedState(t, e, replica); got != want {
+		t.Fatal("the replica differs from the source")
+	}
+	img2, _ := save(t, replica, Options{})
+	if len(img2) > len(img)+len(img)/8 {
+		t.Fatalf("saved again after the Load, the image grew from %d to %d bytes", len(img), len(img2))
+	}
+}
+
+// TestFullImageLeavesOutZeros: a full image stores no page that holds
+// only zeros (one byte written in a huge entry is one page, not 512), and
+// a delta still carries a page overwritten with zeros since its base,
+// which the replica must then read as zeros.
+func TestFullImageLeavesOutZeros(t *testing.T) {
+	e := spacetest.New(t, 256<<20, 4096)
+	src := e.Space(cow.Options{}) // huge entries
+	a := e.Map(src, 4<<20, cow.ProtRead|cow.ProtWrite)
+	e.Write(src, a+5*4096, []byte("one byte, one page"))
+	e.Write(src, a+2<<20, spacetest.Fill('x', 2*4096))
+	img, info := save(t, src, Options{})
+	if info.Pages != 3 {
+		t.Fatalf("full image of 3 non-zero pages in two huge entries: %d pages", info.Pages)
+	}
+	replica := e.Space(cow.Options{})
+	load(t, img, replica)
+	if want, got := unprotectedState(t, e, src), unprotectedState(t, e, replica); got != want {
+		t.Fatal("the replica differs from the source")
+	}
+
+	e.Write(src, a+2<<20, make([]byte, 4096)) // a page of x's becomes zeros
+	d, dinfo := save(t, src, Options{Delta: true})
+	if dinfo.Pages == 0 {
+		t.Fatal("the delta carries no page: the page overwritten with zeros is lost")
+	}
+	load(t, d, replica)
+	e.Expect(replica, a+2<<20, make([]byte, 4096))
+	if want, got := unprotectedState(t, e, src), unprotectedState(t, e, replica); got != want {
+		t.Fatal("after the delta the replica differs from the source")
+	}
+}
+
+// TestSaveOfReservedSpace: a region of a terabyte with one page written
+// saves as one page, and the Save walks only the slots that hold
+// something (a slab reserves address space it may never use).
+func TestSaveOfReservedSpace(t *testing.T) {
+	e := spacetest.New(t, 64<<20, 4096)
+	src := e.Space(cow.Options{Orders: cow.Orders()})
+	a := e.Map(src, 1<<40, cow.ProtRead|cow.ProtWrite)
+	e.Write(src, a+(1<<40)-4096, []byte("the last page"))
+	img, info := save(t, src, Options{})
+	if info.Pages != 1 {
+		t.Fatalf("one page written in 1 TiB: the image has %d", info.Pages)
+	}
+	replica := e.Space(cow.Options{Orders: cow.Orders()})
+	load(t, img, replica)
+	e.Expect(replica, a+(1<<40)-4096, []byte("the last page"))
+}

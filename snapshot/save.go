@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"fmt"
 	"io"
@@ -25,7 +26,7 @@ type Options struct {
 
 // Info describes an image written or read.
 type Info struct {
-	Pages   int64 // data pages in the image (never-written and zero-page pages are not stored)
+	Pages   int64 // data pages in the image (never-written and zero-page pages are not stored, nor in a full image pages that hold only zeros)
 	Bytes   int64 // bytes written to w, or read from r
 	Regions int   // regions the image lists
 	Delta   bool  // the image is a delta
@@ -115,6 +116,9 @@ func writeImage(w io.Writer, c *mm.Space, since *mm.Since, delta bool, id imageI
 		return Info{}, fmt.Errorf("snapshot: Save: %w: %d regions, more than an image holds (%d)", cow.ErrInvalid, len(regions), maxPayload/regionSize)
 	}
 	st := &streamer{c: c, e: e, ps: uint64(ps), leaf: uint64(ps) * uint64(ps) / 8, regions: regions}
+	if !delta {
+		st.zero = make([]byte, ps) // a full image leaves pages of zeros out (see window)
+	}
 	err := e.header(h)
 	if err == nil {
 		err = e.regionsRecord(regionEntries(regions))
@@ -158,6 +162,7 @@ type streamer struct {
 	parts   [][]byte // the payload of the record being gathered
 	dropped mm.Addr  // everything below is unmapped
 	next    int      // the first region that may hold something not dropped
+	zero    []byte   // a page of zeros, for a full image; nil for a delta
 }
 
 // spans writes the pages mapped in each span, in address order.
@@ -165,6 +170,11 @@ func (st *streamer) spans(spans []mm.Span) error {
 	for _, sp := range spans {
 		end := sp.Addr + mm.Addr(uint64(sp.Pages)*st.ps)
 		for addr := sp.Addr; addr < end; {
+			// Straight to the next window with anything mapped: the
+			// regions may be terabytes reserved and megabytes used.
+			if addr = st.c.NextPopulated(addr, end); addr >= end {
+				break
+			}
 			win := min(end, mm.Addr(uint64(addr)|(st.leaf-1))+1)
 			if err := st.window(addr, win); err != nil {
 				return err
@@ -197,9 +207,7 @@ func (st *streamer) window(lo, hi mm.Addr) error {
 		st.parts, size = st.parts[:0], 0
 		return err
 	}
-	for _, r := range st.runs {
-		mem := a.PageBytes(r.PFN, r.Pages)
-		addr := uint64(r.Addr)
+	add := func(mem []byte, addr uint64) error {
 		for len(mem) > 0 {
 			if len(st.parts) > 0 && (start+uint64(size) != addr || size == maxPayload) {
 				if err := flush(); err != nil {
@@ -213,6 +221,37 @@ func (st *streamer) window(lo, hi mm.Addr) error {
 			st.parts = append(st.parts, mem[:k])
 			size += k
 			mem, addr = mem[k:], addr+uint64(k)
+		}
+		return nil
+	}
+	for _, r := range st.runs {
+		mem := a.PageBytes(r.PFN, r.Pages)
+		addr := uint64(r.Addr)
+		if st.zero == nil {
+			if err := add(mem, addr); err != nil {
+				return err
+			}
+			continue
+		}
+		// A full image leaves out the pages that hold only zeros (the
+		// untouched parts of large folios: a slab's chunk, a huge entry
+		// written in one place), which a Load leaves unmapped and so
+		// reading zero. A delta cannot: its page may be zero now and not
+		// in the image it follows.
+		for len(mem) > 0 {
+			n := 0
+			for n < len(mem) && !bytes.Equal(mem[n:n+int(st.ps)], st.zero) {
+				n += int(st.ps)
+			}
+			if n > 0 {
+				if err := add(mem[:n], addr); err != nil {
+					return err
+				}
+			}
+			for n < len(mem) && bytes.Equal(mem[n:n+int(st.ps)], st.zero) {
+				n += int(st.ps)
+			}
+			mem, addr = mem[n:], addr+uint64(n)
 		}
 	}
 	return flush()

@@ -26,7 +26,7 @@ const anonPTE = pte.Present | pte.Write | pte.Dirty | pte.Young | pte.SoftDirty
 func (s *Space) doAnonymousPage(d *pte.Dir, di int, l *pte.Leaf, f *fault) (bool, error) {
 	addr, r := f.addr, f.r
 	i := l.Index(uint64(addr))
-	best := s.anonOrder(r, l, i)
+	best := s.anonOrder(f.folioBounds(), l, i)
 	f.order = max(f.order, best)
 	streak, up := r.hint.next(&r.hint.anon, addr, s.ps)
 	if best == 0 && streak > 0 {
@@ -90,7 +90,7 @@ func (s *Space) doAnonymousPage(d *pte.Dir, di int, l *pte.Leaf, f *fault) (bool
 // Preconditions: mapLock is held for reading; the PTL is not.
 // +checklocksread:s.mapLock
 func (s *Space) faultAround(d *pte.Dir, di int, l *pte.Leaf, f *fault, i, streak int, up bool) (done, tried bool) {
-	lo, hi := s.aroundWindow(l, i, f.r, streak, up)
+	lo, hi := s.aroundWindow(l, i, f.folioBounds(), streak, up)
 	var idx [maxAround]int
 	at := idx[:0]
 	for j := lo; j < hi; j++ {

@@ -96,7 +96,7 @@ func (s *Space) faultOnce(r region, f *fault) (done bool, err error) {
 	}
 	l := d.Leaf(di)
 	if l == nil {
-		if f.flags&faultWrite != 0 && s.pmdFits(r, Addr(d.Addr(di))) {
+		if f.flags&faultWrite != 0 && s.pmdFits(f.folioBounds(), Addr(d.Addr(di))) {
 			f.order = s.geo.PMDOrder
 			if done, err := s.doHugePMDAnonymousPage(d, di, f.allocFlags(Addr(d.Addr(di)), s.geo.TableEntries, s.ps)); done || err != nil {
 				return done, err

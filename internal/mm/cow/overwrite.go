@@ -19,6 +19,19 @@ func (f *fault) allocFlags(addr Addr, n int, ps uint64) folio.AllocFlags {
 	return folio.AllocZero
 }
 
+// folioBounds returns the range a folio allocated for the fault must lie
+// in: its region, and for an overwrite (WritablePages) the range the
+// caller overwrites, so that a Load of a sparse image maps no more memory
+// than its pages (a huge folio around one page would be 511 pages of
+// zeros that a later Save stores again).
+func (f *fault) folioBounds() region {
+	r := f.r
+	if f.over.end != 0 {
+		r.start, r.end = max(r.start, f.over.start), min(r.end, f.over.end)
+	}
+	return r
+}
+
 // WritablePages makes every page of [addr, addr+length) writable as write
 // faults would, for a caller that then overwrites every byte of the range,
 // and appends the runs of frames that map it to out, in address order. The
@@ -26,7 +39,8 @@ func (f *fault) allocFlags(addr Addr, n int, ps uint64) folio.AllocFlags {
 // copies inside the range are not copied, so until the caller has written
 // them they hold stale bytes: only for a space no one else uses, whose
 // frames nothing else can unmap meanwhile (a Load's Fork). The range must
-// be mapped, writable, and page-aligned.
+// be mapped, writable, and page-aligned. The folios it allocates lie
+// inside the range: they are of the space's orders only where those fit.
 func (s *Space) WritablePages(addr Addr, length int, out []PageRun) ([]PageRun, error) {
 	if err := s.checkRange(addr, length); err != nil {
 		return out, err

@@ -44,6 +44,23 @@ func (s *Space) ScanPages(start, end Addr, out []PageRun) ([]PageRun, error) {
 	return out, nil
 }
 
+// NextPopulated returns the address of the first slot at or after start's
+// that holds a leaf or a huge entry (start itself if its slot does), or
+// end if none before it does: a walker of a large, sparsely used range
+// (a Save of a space whose allocator reserved terabytes) skips the rest
+// without visiting it slot by slot. Directories that do not exist are
+// skipped whole.
+func (s *Space) NextPopulated(start, end Addr) Addr {
+	s.mapLock.RLock()
+	defer s.mapLock.RUnlock()
+	for it := s.slots(start, end); it.next(); {
+		if it.d.Huge(it.di).Present() || it.d.Leaf(it.di) != nil {
+			return Addr(it.lo)
+		}
+	}
+	return end
+}
+
 // scanLeaf appends the runs of slot di's leaf in [lo, hi).
 //
 // +checklocksread:s.mapLock

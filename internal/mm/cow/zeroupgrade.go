@@ -15,7 +15,7 @@ import (
 // Preconditions: mapLock is held for reading; the PTL is not held.
 // +checklocksread:s.mapLock
 func (s *Space) zeroPageUpgrade(d *pte.Dir, di int, l *pte.Leaf, i int, f *fault) (done bool, err error, tried bool) {
-	if s.anonOrder(f.r, l, i) == 0 {
+	if s.anonOrder(f.folioBounds(), l, i) == 0 {
 		return false, nil, false
 	}
 	done, err = s.doAnonymousPage(d, di, l, f)
