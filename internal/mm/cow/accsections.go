@@ -69,7 +69,7 @@ func (q *sectionSeq) endIfOpen() {
 	}
 }
 
-// word is pub for the assembly stores, which are atomic too (an aligned
+// word is pub for seqlock's plain stores, which are atomic too (an aligned
 // 32-bit store) but order less than sync/atomic's.
 func (q *sectionSeq) word() *uint32 { return (*uint32)(unsafe.Pointer(&q.pub)) }
 
