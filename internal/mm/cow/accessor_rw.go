@@ -28,6 +28,7 @@ func (a *Accessor) inPage(addr Addr, n int) *xlate {
 // ReadAt reads len(p) bytes at address off, as Space.ReadAt does, by
 // seqlock reads through the TLB: no reference and no shared write.
 func (a *Accessor) ReadAt(p []byte, off int64) (int, error) {
+	defer a.sec.rd.endIfOpen() // a copy into p that faulted: see endIfOpen
 	t := a.inPage(Addr(off), len(p))
 	if debugRefReads || t == nil {
 		return a.accessMiss(p, off, false)
@@ -55,6 +56,7 @@ func (a *Accessor) ReadAt(p []byte, off int64) (int, error) {
 // WriteAt writes p at address off, as Space.WriteAt does. The fast path's
 // checks are writableHit's.
 func (a *Accessor) WriteAt(p []byte, off int64) (int, error) {
+	defer a.sec.wr.endIfOpen()
 	t := a.inPage(Addr(off), len(p))
 	if t == nil {
 		return a.accessMiss(p, off, true)

@@ -57,7 +57,19 @@ func (q *sectionSeq) exit() {
 	}
 }
 
-// word is pub for the assembly stores, which are atomic too (an aligned
+// endIfOpen ends a section the owner is still in: one that a panic left,
+// in a copy to or from the caller's buffer (ReadAt and WriteAt, which
+// defer it). A buffer can fault (a mapped file truncated under a program
+// that set debug.SetPanicOnFault) and the program recover; a section left
+// open is one Fork, Close and every zap would wait for forever. After a
+// normal return the section is over and it only tests mine.
+func (q *sectionSeq) endIfOpen() {
+	if q.mine&1 != 0 {
+		q.exit()
+	}
+}
+
+// word is pub for seqlock's plain stores, which are atomic too (an aligned
 // 32-bit store) but order less than sync/atomic's.
 func (q *sectionSeq) word() *uint32 { return (*uint32)(unsafe.Pointer(&q.pub)) }
 
