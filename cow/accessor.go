@@ -19,8 +19,9 @@ import (
 // the 8-byte operations need an 8-byte aligned address (ErrInvalid
 // otherwise) and use the machine's byte order.
 //
-// Close it when done: while it is open, the arena will not close (its
-// reads may still look at the arena's memory).
+// Close it when done: every Fork and every unmap of the space looks at the
+// sections of each open Accessor. An Accessor must come from NewAccessor:
+// the zero value reports ErrInvalid.
 type Accessor mm.Accessor
 
 func (a *Accessor) m() (*mm.Accessor, error) {

@@ -128,3 +128,37 @@ func TestAccessorAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroAccessor: an Accessor that NewAccessor did not make (the zero
+// value, new(cow.Accessor)) reports ErrInvalid from every method, the
+// address that wraps the TLB key (-1) included; it never crashes.
+func TestZeroAccessor(t *testing.T) {
+	a := new(cow.Accessor)
+	b := make([]byte, 8)
+	for _, off := range []int64{0, 4096, -1, -8} {
+		if _, err := a.ReadAt(b[:1], off); !errors.Is(err, cow.ErrInvalid) {
+			t.Errorf("ReadAt at %d: %v", off, err)
+		}
+		if _, err := a.WriteAt(b[:1], off); !errors.Is(err, cow.ErrInvalid) {
+			t.Errorf("WriteAt at %d: %v", off, err)
+		}
+	}
+	if _, err := a.LoadUint64(8); !errors.Is(err, cow.ErrInvalid) {
+		t.Errorf("LoadUint64: %v", err)
+	}
+	if err := a.StoreUint64(8, 1); !errors.Is(err, cow.ErrInvalid) {
+		t.Errorf("StoreUint64: %v", err)
+	}
+	if _, err := a.AddUint64(8, 1); !errors.Is(err, cow.ErrInvalid) {
+		t.Errorf("AddUint64: %v", err)
+	}
+	if _, err := a.CompareAndSwapUint64(8, 0, 1); !errors.Is(err, cow.ErrInvalid) {
+		t.Errorf("CompareAndSwapUint64: %v", err)
+	}
+	if err := a.View(0, 8, false, func([]byte) error { return nil }); !errors.Is(err, cow.ErrInvalid) {
+		t.Errorf("View: %v", err)
+	}
+	if err := a.Close(); !errors.Is(err, cow.ErrInvalid) {
+		t.Errorf("Close: %v", err)
+	}
+}

@@ -62,19 +62,25 @@ func (s *Space) newAccessor() *Accessor {
 	}
 }
 
-// unusable returns why a method cannot run: closed, or called from its
-// View's fn.
+// unusable returns why a method cannot run: closed, called from its
+// View's fn, or not made by NewAccessor (the zero value).
 func (a *Accessor) unusable() error {
-	if a.closed {
+	switch {
+	case a.s == nil:
+		return invalid("an Accessor not made by NewAccessor")
+	case a.closed:
 		return closedErr()
 	}
 	return invalid("an Accessor's methods cannot be called from its View's fn")
 }
 
+// usable reports whether a method may run (see unusable).
+func (a *Accessor) usable() bool { return a.s != nil && !a.closed && !a.inView }
+
 // Close releases the Accessor; its methods report ErrClosed afterwards. A
 // second Close returns nil.
 func (a *Accessor) Close() error {
-	if a.inView {
+	if a.inView || a.s == nil {
 		return a.unusable()
 	}
 	if !a.closed {
@@ -87,7 +93,7 @@ func (a *Accessor) Close() error {
 
 // accessMiss is ReadAt and WriteAt past their fast path (accessor_rw.go).
 func (a *Accessor) accessMiss(p []byte, off int64, write bool) (int, error) {
-	if a.closed || a.inView {
+	if !a.usable() {
 		return 0, a.unusable()
 	}
 	return a.s.access(a.tlb[:], p, off, write, a)

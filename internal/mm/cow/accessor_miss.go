@@ -17,7 +17,7 @@ import (
 // word checks an 8-byte operation's address.
 func (a *Accessor) word(addr Addr) error {
 	switch {
-	case a.closed || a.inView:
+	case !a.usable():
 		return a.unusable()
 	case addr&7 != 0:
 		return invalid("address %#x of an 8-byte operation is not 8-byte aligned", uint64(addr))

@@ -19,7 +19,7 @@ import (
 // negative or out-of-range address has no translation.)
 func (a *Accessor) inPage(addr Addr, n int) *xlate {
 	t, key := a.tlbSlot(addr)
-	if t.slot != key || uint64(addr)&a.pageMask+uint64(n) > a.pageMask+1 {
+	if t.slot != key || addr >= vaLimit || uint64(addr)&a.pageMask+uint64(n) > a.pageMask+1 {
 		return nil
 	}
 	return t

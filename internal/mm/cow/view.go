@@ -26,7 +26,7 @@ import (
 // ErrInvalid: their section would end fn's early, and a fault of theirs
 // would wait for a Fork that waits for fn.
 func (a *Accessor) View(addr Addr, n int, write bool, fn func(p []byte) error) error {
-	if a.closed || a.inView {
+	if !a.usable() {
 		return a.unusable()
 	}
 	if err := checkAccess(int64(addr), n); err != nil {
