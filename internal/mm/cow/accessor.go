@@ -1,10 +1,8 @@
 package cow
 
 import (
-	"errors"
 	"unsafe"
 
-	"github.com/anonfolio/anonfolio/internal/mm/folio"
 	"github.com/anonfolio/anonfolio/internal/mm/pte"
 )
 
@@ -109,11 +107,7 @@ func (s *Space) wordAt(e pte.PTE, addr Addr) unsafe.Pointer {
 // reference on its folio meanwhile (follow_page_pte). Out of memory, it
 // runs the deferred split and tries once more.
 func (s *Space) wordSlow(addr Addr, write bool, op func(p *uint64)) error {
-	err := s.wordSlowOnce(addr, write, op)
-	if errors.Is(err, folio.ErrNoMemory) && s.as.splitDeferred() > 0 {
-		err = s.wordSlowOnce(addr, write, op)
-	}
-	return err
+	return s.retryAfterSplit(func() error { return s.wordSlowOnce(addr, write, op) })
 }
 
 func (s *Space) wordSlowOnce(addr Addr, write bool, op func(p *uint64)) error {

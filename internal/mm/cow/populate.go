@@ -14,11 +14,7 @@ import (
 // writable (ErrProtection), checked before anything is faulted. Out of
 // memory, it runs the deferred split and goes on once.
 func (s *Space) populate(start, end Addr, write bool) error {
-	err := s.populateOnce(&start, end, write)
-	if errors.Is(err, folio.ErrNoMemory) && s.as.splitDeferred() > 0 {
-		err = s.populateOnce(&start, end, write)
-	}
-	return err
+	return s.retryAfterSplit(func() error { return s.populateOnce(&start, end, write) })
 }
 
 // populateOnce faults from *start on, advancing it past what is done.
@@ -69,4 +65,15 @@ func (s *Space) mappedEnd(addr Addr) Addr {
 		return next
 	}
 	return s.pageAlign(addr) + Addr(uint64(n)*s.ps)
+}
+
+// retryAfterSplit runs once, and once more if the arena was out of memory
+// and the deferred split freed something: what every slow path that
+// faults does. Called with no lock held (the split takes the map locks).
+func (s *Space) retryAfterSplit(once func() error) error {
+	err := once()
+	if errors.Is(err, folio.ErrNoMemory) && s.as.splitDeferred() > 0 {
+		err = once()
+	}
+	return err
 }

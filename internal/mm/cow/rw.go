@@ -1,8 +1,6 @@
 package cow
 
 import (
-	"errors"
-
 	"github.com/anonfolio/anonfolio/internal/mm/folio"
 	"github.com/anonfolio/anonfolio/internal/mm/pte"
 	"github.com/anonfolio/anonfolio/internal/seqlock"
@@ -213,11 +211,7 @@ func (s *Space) writeRun(tlb []xlate, addr Addr, buf []byte) int {
 // out, so a write lands wholly before or after a snapshot. Out of memory,
 // it runs the deferred split (with no lock held) and tries once more.
 func (s *Space) accessSlow(addr Addr, buf []byte, write bool) error {
-	err := s.accessSlowOnce(addr, buf, write)
-	if errors.Is(err, folio.ErrNoMemory) && s.as.splitDeferred() > 0 {
-		err = s.accessSlowOnce(addr, buf, write)
-	}
-	return err
+	return s.retryAfterSplit(func() error { return s.accessSlowOnce(addr, buf, write) })
 }
 
 func (s *Space) accessSlowOnce(addr Addr, buf []byte, write bool) error {

@@ -1,8 +1,6 @@
 package cow
 
 import (
-	"errors"
-
 	"github.com/anonfolio/anonfolio/internal/mm/folio"
 	"github.com/anonfolio/anonfolio/internal/testhook"
 )
@@ -101,11 +99,7 @@ func (a *Accessor) endPiece() {
 // faultIn faults the page at addr for a read or a write under the map
 // lock, running the deferred split once if the arena is out of memory.
 func (s *Space) faultIn(addr Addr, write bool) error {
-	err := s.faultInOnce(addr, write)
-	if errors.Is(err, folio.ErrNoMemory) && s.as.splitDeferred() > 0 {
-		err = s.faultInOnce(addr, write)
-	}
-	return err
+	return s.retryAfterSplit(func() error { return s.faultInOnce(addr, write) })
 }
 
 func (s *Space) faultInOnce(addr Addr, write bool) error {
