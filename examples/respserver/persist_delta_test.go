@@ -29,18 +29,8 @@ func TestDeltaChainRestart(t *testing.T) {
 	if err := ts.c.ConfigSet(ctx, "save-delta", "yes").Err(); err != nil {
 		t.Fatal(err)
 	}
-	const keys, hot, withTTL = 30000, 100, 100
-	pipe := ts.c.Pipeline()
-	for i := range keys {
-		k := fmt.Sprintf("k%d", i)
-		pipe.Set(ctx, k, k+"=0", 0)
-	}
-	for i := range withTTL {
-		pipe.Do(ctx, "SET", fmt.Sprintf("ttl%d", i), "v", "PXAT", year2100*1000+i)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		t.Fatal(err)
-	}
+	const keys, hot = 30000, 100
+	seedKeys(ctx, t, ts, keys, 100)
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	var writes atomic.Int64

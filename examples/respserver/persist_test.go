@@ -70,17 +70,7 @@ func TestBgsaveAndRestart(t *testing.T) {
 	ts := startServer(t, dir, "3600 1")
 	ctx := context.Background()
 	const keys, withTTL = 3000, 200
-	pipe := ts.c.Pipeline()
-	for i := range keys {
-		k := fmt.Sprintf("k%d", i)
-		pipe.Set(ctx, k, k+"=0", 0)
-	}
-	for i := range withTTL {
-		pipe.Do(ctx, "SET", fmt.Sprintf("ttl%d", i), "v", "PXAT", year2100*1000+i)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		t.Fatal(err)
-	}
+	seedKeys(ctx, t, ts, keys, withTTL)
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	var writes atomic.Int64
@@ -282,4 +272,21 @@ func TestSaveCommands(t *testing.T) {
 		{args: args("SHUTDOWN", "NOSAVE", "SAVE"), wantErr: "ERR syntax error"},
 		{args: args("PING"), want: "PONG"},
 	})
+}
+
+// seedKeys sets keys k0..k(keys-1) to "kN=0" and withTTL keys ttl0.. with
+// expiry times in 2100, in one pipeline.
+func seedKeys(ctx context.Context, t *testing.T, ts *testServer, keys, withTTL int) {
+	t.Helper()
+	pipe := ts.c.Pipeline()
+	for i := range keys {
+		k := fmt.Sprintf("k%d", i)
+		pipe.Set(ctx, k, k+"=0", 0)
+	}
+	for i := range withTTL {
+		pipe.Do(ctx, "SET", fmt.Sprintf("ttl%d", i), "v", "PXAT", year2100*1000+i)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
