@@ -1,11 +1,11 @@
 package main
 
 import (
-	"net"
-
-	"github.com/anonfolio/anonfolio/examples/snapshotdb/store"
+	"io"
 	"sync/atomic"
 	"time"
+
+	"github.com/anonfolio/anonfolio/examples/snapshotdb/store"
 )
 
 // counters are one connection's statistics. Only its goroutine adds to
@@ -36,34 +36,49 @@ func (c *counters) reset() {
 	}
 }
 
-// client is one connection. Its fields are its goroutine's, except the
-// counters and the name (CLIENT LIST reads them from another).
+// client is one connection. Its fields belong to whoever runs its
+// commands (its event loop, the goroutine a blocking command of it runs in,
+// or its own goroutine), except the counters and the name: CLIENT LIST
+// and INFO read them from others.
 type client struct {
 	id      int64
-	conn    net.Conn
+	conn    io.ReadWriteCloser
+	addr    string // the peer's address, for CLIENT LIST
+	laddr   string // ours
 	rd      *reader
-	out     []byte        // replies not yet written
+	out     []byte // replies not yet written: out[sent:]
+	sent    int
 	val     []byte        // scratch for a value read from the store
 	sr      *store.Reader // the connection's reads (GET) go through its own Accessor
 	created time.Time
 	name    atomic.Pointer[string]
 	quit    bool // close once the replies are written
 	counters
+
+	loop *eventLoop // the event loop serving it; nil: its own goroutine
+	busy bool       // a blocking command of it runs off the loop (loop-owned)
+	fd   int        // its socket, in a loop
 }
 
-func newClient(id int64, conn net.Conn) *client {
+func newClient(id int64, conn io.ReadWriteCloser) *client {
 	return &client{id: id, conn: conn, rd: newReader(conn), out: make([]byte, 0, 16<<10),
-		val: make([]byte, 0, 1024), created: time.Now()}
+		val: make([]byte, 0, 1024), created: time.Now(), fd: -1}
 }
 
-// flush writes the replies out.
+// flush writes the replies out, as many as the socket takes: a blocking
+// connection takes them all; in an event loop, what the socket cannot
+// take yet stays in out[sent:], and the loop writes it when the socket
+// has room again. out is empty when nothing is pending.
 func (c *client) flush() error {
-	n, err := c.conn.Write(c.out)
+	n, err := c.conn.Write(c.out[c.sent:])
 	c.counters.netOut.Add(int64(n))
-	if cap(c.out) > 4*flushAt { // a large reply grew it: give it back
-		c.out = make([]byte, 0, 16<<10)
-	} else {
-		c.out = c.out[:0]
+	c.sent += n
+	switch {
+	case c.sent < len(c.out):
+	case cap(c.out) > 4*flushAt: // a large reply grew it: give it back
+		c.out, c.sent = make([]byte, 0, 16<<10), 0
+	default:
+		c.out, c.sent = c.out[:0], 0
 	}
 	return err
 }

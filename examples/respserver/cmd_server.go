@@ -171,8 +171,8 @@ func cmdClient(s *server, c *client, args [][]byte) {
 
 // clientLine is a client's line in CLIENT LIST, Redis's fields that apply.
 func clientLine(c *client) string {
-	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s age=%d db=0 resp=2\n", c.id, c.conn.RemoteAddr(),
-		c.conn.LocalAddr(), c.nameOf(), int64(time.Since(c.created).Seconds()))
+	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s age=%d db=0 resp=2\n", c.id, c.addr,
+		c.laddr, c.nameOf(), int64(time.Since(c.created).Seconds()))
 }
 
 func (c *client) unknownSub(sub []byte, cmd string) {

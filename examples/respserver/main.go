@@ -34,6 +34,7 @@ func main() {
 	save := flag.String("save", defaultSave, `save points, "seconds changes ...", as Redis's save parameter; "" for none`)
 	arena := flag.Int64("arena", 2<<30, "bytes of memory for the store and its snapshots (reserved, touched on use)")
 	capacity := flag.Int("capacity", 0, "keys to size the index for up front (0: grow as keys come)")
+	loops := flag.Int("loops", defaultLoops(), "event loops serving the connections (Linux; default GOMAXPROCS/2, at least 1); 0: a goroutine per connection")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (see README: where the time goes)")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -75,6 +76,7 @@ func main() {
 		log.Fatal(err)
 	}
 	srv := newServer(st, cfg)
+	srv.ioLoops = max(*loops, 0)
 	srv.setChain(chain)
 	if loaded {
 		srv.setLoaded(st.Len())

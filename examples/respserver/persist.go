@@ -51,6 +51,9 @@ func (p *persistence) init(start time.Time) {
 // of the pages written since the previous save, after the chain's full
 // image (see store.Chain and the README's Persistence).
 func (s *server) writeImage() error {
+	if s.beforeSave != nil {
+		s.beforeSave()
+	}
 	info, err := s.currentChain().Save(s.st, s.cfg.deltas())
 	if err == nil {
 		kind := "full image"

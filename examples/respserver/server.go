@@ -15,16 +15,23 @@ import (
 // command, so that a long pipeline of large replies does not pile up.
 const flushAt = 64 << 10
 
-// server serves RESP2 over a store: a goroutine per connection, each
-// reading what is available, running every complete command in it
-// (pipelining), and writing the replies when its input is drained. The
-// store makes each command atomic; the server keeps no lock on a
-// command's path.
+// server serves RESP2 over a store. On Linux, event loops (one per two
+// Ps by default) serve the connections, as Redis's ae does: each
+// waits in epoll for sockets with input, reads what is there, runs every
+// complete command in it (pipelining), and writes the replies; a command
+// that can block (SAVE, SHUTDOWN, KEYS, FLUSHALL) runs in a goroutine of
+// its own while the loop serves the others. Elsewhere, or with ioLoops 0,
+// each connection has a goroutine that does the same. The store makes
+// each command atomic; the server keeps no lock on a command's path.
 type server struct {
-	st    *store.Store
-	cfg   *config
-	start time.Time
-	logf  func(format string, args ...any)
+	st      *store.Store
+	cfg     *config
+	start   time.Time
+	logf    func(format string, args ...any)
+	ioLoops int // event loops serve starts; 0: a goroutine per connection
+
+	loops      []*eventLoop // started by serve, under connMu
+	beforeSave func()       // a test's hook: every save calls it first
 
 	conns    atomic.Int64 // connections accepted (total_connections_received)
 	rejected atomic.Int64 // connections refused over maxclients
@@ -50,7 +57,7 @@ type server struct {
 }
 
 func newServer(st *store.Store, cfg *config) *server {
-	s := &server{st: st, cfg: cfg, start: time.Now(), logf: log.Printf,
+	s := &server{st: st, cfg: cfg, start: time.Now(), logf: log.Printf, ioLoops: defaultLoops(),
 		clients: map[*client]struct{}{}, stopCron: make(chan struct{}), cronDone: make(chan struct{})}
 	s.persist.init(s.start)
 	go s.cron()
@@ -66,6 +73,11 @@ func (s *server) serve(ln net.Listener) error {
 		return nil
 	}
 	s.ln = ln
+	if err := s.startLoops(); err != nil {
+		s.connMu.Unlock()
+		ln.Close()
+		return err
+	}
 	s.connMu.Unlock()
 	for {
 		conn, err := ln.Accept()
@@ -85,17 +97,24 @@ func (s *server) serve(ln net.Listener) error {
 		}
 		s.conns.Add(1)
 		c := newClient(s.nextID.Add(1), conn)
+		c.addr, c.laddr = conn.RemoteAddr().String(), conn.LocalAddr().String()
+		l := s.pickLoop(c, conn)
 		switch s.register(c) {
 		case registerClosed:
-			conn.Close()
+			c.conn.Close()
 			return nil
 		case registerFull:
 			s.rejected.Add(1)
-			conn.Write([]byte("-ERR max number of clients reached\r\n"))
-			conn.Close()
+			c.conn.Write([]byte("-ERR max number of clients reached\r\n"))
+			c.conn.Close()
 			continue
 		}
-		go s.handle(c)
+		switch {
+		case l == nil:
+			go s.handle(c)
+		case !l.post(c): // the loop exited: shutdown began
+			s.forget(c)
+		}
 	}
 }
 
@@ -136,7 +155,12 @@ func (s *server) shutdown() {
 		s.ln.Close()
 	}
 	for c := range s.clients {
-		c.conn.Close()
+		if c.loop == nil { // a loop closes its own, when it stops
+			c.conn.Close()
+		}
+	}
+	for _, l := range s.loops {
+		l.stop()
 	}
 	close(s.stopCron)
 }
@@ -172,62 +196,82 @@ func (s *server) forget(c *client) {
 	s.wg.Done()
 }
 
-// handle serves one connection until it closes, QUIT or a protocol error.
-func (s *server) handle(c *client) {
-	defer s.forget(c)
-	c.sr = s.st.NewReader()
-	defer c.sr.Close()
+// connState is what a connection needs after runBuffered.
+type connState uint8
+
+const (
+	needInput connState = iota // more input (the replies may be pending)
+	needRoom                   // the socket is full: wait for it to take the replies, then go on
+	mustClose                  // QUIT, SHUTDOWN or a protocol error: write the replies, then close
+	parked                     // a blocking command of it runs in its own goroutine
+)
+
+// runBuffered runs the complete commands in c's input, in order, until
+// none is left, the connection must close, or park takes a command (an
+// event loop hands its blocking commands to a goroutine: park returns
+// true, and the loop calls runBuffered again when the command is done).
+// It writes the replies out as they pass flushAt, and stops if the socket
+// does not take them all (a loop's non-blocking socket): a client that
+// does not read its replies gets no more of its commands run.
+func (s *server) runBuffered(c *client, park func(c *client, cmd *command, args [][]byte) bool) connState {
 	for {
-		for {
-			args, ok, err := c.rd.next()
-			if err != nil {
-				var pe *protocolError
-				if errors.As(err, &pe) {
-					c.err("ERR " + pe.Error())
-					c.flush()
-				}
-				return
+		args, ok, err := c.rd.next()
+		if err != nil {
+			var pe *protocolError
+			if errors.As(err, &pe) {
+				c.err("ERR " + pe.Error())
 			}
-			if !ok {
-				break
+			return mustClose
+		}
+		if !ok {
+			return needInput
+		}
+		if len(args) == 0 {
+			continue
+		}
+		cmd := s.lookup(c, args)
+		if cmd == nil {
+			continue
+		}
+		if park != nil && cmd.blocks && park(c, cmd, args) {
+			return parked
+		}
+		cmd.run(s, c, args)
+		if c.quit {
+			return mustClose
+		}
+		if len(c.out) >= flushAt {
+			if c.flush() != nil {
+				return mustClose
 			}
-			if len(args) == 0 {
-				continue
-			}
-			s.exec(c, args)
-			if c.quit {
-				c.flush()
-				return
-			}
-			if len(c.out) >= flushAt && c.flush() != nil {
-				return
+			if len(c.out) > 0 {
+				return needRoom
 			}
 		}
-		// Pipelining: the replies go out when no command is left.
-		if len(c.out) > 0 && c.flush() != nil {
-			return
-		}
-		c.rd.shrink()
-		if err := c.rd.fill(); err != nil {
-			return
-		}
-		c.counters.netIn.Store(c.rd.nread)
 	}
 }
 
 // exec runs one command.
 func (s *server) exec(c *client, args [][]byte) {
+	if cmd := s.lookup(c, args); cmd != nil {
+		cmd.run(s, c, args)
+	}
+}
+
+// lookup finds args' command and checks its arity; if it cannot run, it
+// replies with Redis's error and returns nil.
+func (s *server) lookup(c *client, args [][]byte) *command {
 	cmd := lookupCommand(args[0])
 	switch {
 	case cmd == nil:
 		c.err("ERR unknown command '" + clip(args[0], 128) + "', with args beginning with: " + argsPreview(args[1:]))
-		return
+		return nil
 	case cmd.arity >= 0 && len(args) != cmd.arity, cmd.arity < 0 && len(args) < -cmd.arity:
 		c.err("ERR wrong number of arguments for '" + cmd.name + "' command")
-		return
+		return nil
 	}
 	c.counters.commands.Add(1)
-	cmd.run(s, c, args)
+	return cmd
 }
 
 // clip returns b as a string of at most n bytes, control characters

@@ -54,6 +54,14 @@ func startServer(t *testing.T, dir, save string) *testServer {
 // startServerShards is startServer with a store of that many shards.
 func startServerShards(t *testing.T, dir, save string, shards int) *testServer {
 	t.Helper()
+	return startServerWith(t, dir, save, shards, defaultLoops(), nil)
+}
+
+// startServerWith is startServer with a store of that many shards, that
+// many event loops (0: a goroutine per connection), and setup run on the
+// server before it serves.
+func startServerWith(t *testing.T, dir, save string, shards, loops int, setup func(*server)) *testServer {
+	t.Helper()
 	clock := &fakeClock{}
 	clock.ms.Store(1_700_000_000_000)
 	if dir == "" {
@@ -75,6 +83,10 @@ func startServerShards(t *testing.T, dir, save string, shards int) *testServer {
 	}
 	ts := &testServer{srv: newServer(st, cfg), st: st, addr: ln.Addr().String(), dir: dir, clock: clock, done: make(chan error, 1)}
 	ts.srv.logf = t.Logf
+	ts.srv.ioLoops = loops
+	if setup != nil {
+		setup(ts.srv)
+	}
 	ts.srv.setChain(chain)
 	if loaded {
 		ts.srv.setLoaded(st.Len())
