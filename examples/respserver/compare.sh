@@ -135,6 +135,15 @@ bench() {
 	echo "$out"
 }
 
+# cpu_ticks pid: the user and system time pid has used, in clock ticks.
+HZ_TICKS=$(getconf CLK_TCK)
+cpu_ticks() {
+	local f
+	read -r -a f <"/proc/$1/stat"
+	# After "pid (comm)": the comm has no spaces here (redis-server, respserver).
+	echo $((f[13] + f[14]))
+}
+
 # save_ms server: the last BGSAVE's duration: Redis's log (fork to "DB saved
 # on disk", ms stamps), respserver's rdb_last_bgsave_time_usec.
 save_ms() {
@@ -147,7 +156,7 @@ save_ms() {
 	fi
 }
 
-results=$work/results.tsv # round case server rps p50 p99 max
+results=$work/results.tsv # round case server rps p50 p99 max [cpu_us]
 saves=$work/saves.tsv     # round case server save_ms fork_us cow_bytes peak_rss_kb peak_pss_kb
 echo "$(date -u +%FT%TZ) redis-server $(redis-server --version | awk '{print $3}'), respserver $(git rev-parse --short HEAD)" >&2
 
@@ -155,8 +164,16 @@ run_case() { # round case server test pipeline withsave
 	local srv=$3 port pid
 	port=$(port_of "$srv") pid=$(pid_of "$srv")
 	if [ "$6" = 0 ]; then
+		# The server's CPU time per request (user and system, from
+		# /proc/PID/stat; no save runs, so it is the server's alone): the
+		# figure the machine's noise moves least.
+		local t0 t1 n=$REQS
+		[ "$5" -gt 1 ] && n=$PREQS
+		t0=$(cpu_ticks "$pid")
 		read -r rps p50 p99 max < <(bench "$srv" "$4" "$5")
-		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$srv" "$rps" "$p50" "$p99" "$max" >>"$results"
+		t1=$(cpu_ticks "$pid")
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$srv" "$rps" "$p50" "$p99" "$max" \
+			"$(((t1 - t0) * 1000000 / HZ_TICKS / n)).$(((t1 - t0) * 10000000 / HZ_TICKS / n % 10))" >>"$results"
 		return
 	fi
 	# Memory is sampled while the save runs, and only then: reading
@@ -246,6 +263,25 @@ awk -F'\t' '
 			key = order[r]; if (done3[key]++) continue
 			printf "%-18s rps redis %s, ours %s; p99 redis %s, ours %s\n", key, span(rps, key, "redis", n[key, "redis"]),
 				span(rps, key, "anonfolio", n[key, "anonfolio"]), span(p99, key, "redis", n[key, "redis"]), span(p99, key, "anonfolio", n[key, "anonfolio"])
+		}
+	}' "$results"
+
+# The servers' CPU per request without a save.
+awk -F'\t' '
+	$8 != "" { k = $2; if (!seen[k]++) keys[++nk] = k; n[k, $3]++; v[k, $3, n[k, $3]] = $8 }
+	function med(k, s,   a, j, m, t, c) {
+		c = n[k, s]; for (j = 1; j <= c; j++) a[j] = v[k, s, j] + 0
+		for (j = 1; j <= c; j++) for (m = j + 1; m <= c; m++) if (a[m] < a[j]) { t = a[j]; a[j] = a[m]; a[m] = t }
+		return c % 2 ? a[(c + 1) / 2] : (a[c / 2] + a[c / 2 + 1]) / 2
+	}
+	END {
+		if (!nk) exit
+		printf "\nserver CPU per request, no save (us, user+system from /proc/PID/stat; median, per round)\n"
+		for (i = 1; i <= nk; i++) {
+			k = keys[i]; r = med(k, "redis"); a = med(k, "anonfolio"); lr = la = ""
+			for (j = 1; j <= n[k, "redis"]; j++) lr = lr " " v[k, "redis", j]
+			for (j = 1; j <= n[k, "anonfolio"]; j++) la = la " " v[k, "anonfolio", j]
+			printf "  %-10s redis %5.1f  ours %5.1f  %5.2fx   (redis%s; ours%s)\n", k, r, a, r ? a / r : 0, lr, la
 		}
 	}' "$results"
 
