@@ -56,6 +56,15 @@ func TestSlowReader(t *testing.T) {
 		req = fmt.Appendf(req, "*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n*2\r\n$4\r\nECHO\r\n$%d\r\n%d\r\n", len(fmt.Sprint(i)), i)
 	}
 	go conn.Write(req)
+	// A client that goes away with its replies pending: its socket is
+	// closed (EPIPE or ECONNRESET, no SIGPIPE), nothing else.
+	gone, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone.Write(req)
+	time.Sleep(50 * time.Millisecond) // let the loop fill its socket (not asserted: either way it must survive)
+	gone.Close()
 	// The loop's other connections are served while this one's replies wait.
 	for i := range 50 {
 		other := redis.NewClient(&redis.Options{Addr: ts.addr, Protocol: 2, DisableIdentity: true, PoolSize: 1})
