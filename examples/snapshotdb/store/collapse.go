@@ -21,14 +21,14 @@ import (
 // milliseconds, so the collapses come in bursts: each Maintain call goes on
 // collapsing for up to collapseBudget, not a fixed few ranges. Two a call
 // (the old pace) left respserver's 165 MiB of records split for about 4 s
-// after every save, serving SET -P16 6-19 % slower meanwhile (see
-// examples/respserver's README, "A BGSAVE under writes"). A collapse holds
-// the space's map lock and quiesces its lockless accesses while it copies
-// one range: a pause of about a millisecond, several on a loaded machine.
-// The cron yields between two, so that the accesses held off run first,
-// and gives the replaced pages back once per call, so that each collapse
-// of a burst can reuse the block the previous one freed instead of a fresh
-// one the kernel must zero.
+// after every save, serving SET -P16 with about 8 % more CPU per request
+// meanwhile (examples/respserver's README, "A BGSAVE under writes"). A
+// collapse holds the space's map lock and quiesces its lockless accesses
+// while it copies one range: a pause of about a millisecond, several on a
+// loaded machine. The cron yields between two, so that the accesses held
+// off run first, and gives the replaced pages back once per call, so that
+// each collapse of a burst can reuse the block the previous one freed
+// instead of a fresh one the kernel must zero.
 const (
 	collapseBudget = 20 * time.Millisecond // time a Maintain call spends collapsing (checked after each collapse)
 	collapseScan   = 64                    // ranges a call looks at and leaves as they are, at most
