@@ -127,6 +127,10 @@ type Store struct {
 	collapseNext cow.Addr
 	// +checklocks:cronMu
 	noCollapse bool
+	// collapseBudget is how long a Maintain call collapses: collapseBudget
+	// (tests change it).
+	// +checklocks:cronMu
+	collapseBudget time.Duration
 	// +checklocks:cronMu
 	rng *rand.Rand
 
@@ -280,6 +284,7 @@ func newStore(a *folio.Arena, sp *cow.Space, root cow.Addr, sb superblock, heap 
 	s.refMu.Unlock()
 	s.cronMu.Lock()
 	s.rng = rand.New(rand.NewPCG(sb.seed, uint64(time.Now().UnixNano())))
+	s.collapseBudget = collapseBudget
 	s.cronMu.Unlock()
 	return s
 }
@@ -434,11 +439,12 @@ func (s *Store) Flush() error {
 	return s.sp.Unmap(old.a.Root(), int(old.len))
 }
 
-// Maintain does the store's background work for up to budget: it moves
-// buckets of the shards whose rehash the writers have not finished (100
-// at a time, as Redis's incrementallyRehash), starts shrinking tables less
-// than a tenth full, and maps huge again a few ranges a save left mapped
-// page by page (collapse.go). The store's cron calls it ten times a second.
+// Maintain does the store's background work: it moves buckets of the
+// shards whose rehash the writers have not finished (100 at a time, as
+// Redis's incrementallyRehash) and starts shrinking tables less than a
+// tenth full, for up to budget; and first it maps huge again the ranges a
+// save left mapped page by page, for up to 20 ms of its own (collapse.go).
+// The store's cron calls it ten times a second.
 func (s *Store) Maintain(budget time.Duration) error {
 	s.cronMu.Lock()
 	defer s.cronMu.Unlock()
