@@ -9,8 +9,6 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
-	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -147,26 +145,11 @@ func (l *eventLoop) kick() {
 	unix.Write(l.wake, one[:]) // EAGAIN: the counter is full, the loop is being woken anyway
 }
 
-// run is the loop. After it served something it polls epoll without
-// sleeping for up to the server's busyPoll before it waits in epoll_wait
-// (Linux's busy_poll does the same for a socket's queue): under load the
-// next request comes within microseconds, and the loop takes it without
-// the sleep and wake-up of a context switch.
+// run is the loop.
 func (l *eventLoop) run() {
 	defer l.s.wg.Done()
-	busyPoll := l.s.busyPoll
-	last := time.Now()
 	for {
-		var n int
-		var err error
-		if busyPoll > 0 && time.Since(last) < busyPoll {
-			if n, err = pollNow(l.epfd, l.events); n == 0 && err == nil {
-				continue
-			}
-		} else {
-			n, err = unix.EpollWait(l.epfd, l.events, -1)
-		}
-		last = time.Now()
+		n, err := unix.EpollWait(l.epfd, l.events, -1)
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
@@ -333,16 +316,6 @@ func (l *eventLoop) exit() {
 	l.sr.Close()
 	unix.Close(l.wake)
 	unix.Close(l.epfd)
-}
-
-// pollNow is epoll_wait with no timeout: it returns at once, so it is a
-// raw syscall (the goroutine keeps its P, as for any short call).
-func pollNow(epfd int, events []unix.EpollEvent) (int, error) {
-	r, _, e := syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-	if e != 0 {
-		return 0, e
-	}
-	return int(r), nil
 }
 
 // fdConn is a socket an event loop owns: non-blocking reads and writes.

@@ -35,7 +35,6 @@ func main() {
 	arena := flag.Int64("arena", 2<<30, "bytes of memory for the store and its snapshots (reserved, touched on use)")
 	capacity := flag.Int("capacity", 0, "keys to size the index for up front (0: grow as keys come)")
 	loops := flag.Int("loops", defaultLoops(), "event loops serving the connections (Linux; default GOMAXPROCS/2, at least 1); 0: a goroutine per connection")
-	busyPoll := flag.Duration("busy-poll", defaultBusyPoll, "after serving, an event loop polls this long for more before it sleeps (as Linux's busy_poll): fewer wake-ups under load, at most this much CPU per pause in the traffic; 0: sleep at once")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (see README: where the time goes)")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -78,7 +77,6 @@ func main() {
 	}
 	srv := newServer(st, cfg)
 	srv.ioLoops = max(*loops, 0)
-	srv.busyPoll = max(*busyPoll, 0)
 	srv.setChain(chain)
 	if loaded {
 		srv.setLoaded(st.Len())

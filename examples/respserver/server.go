@@ -11,11 +11,6 @@ import (
 	"github.com/anonfolio/anonfolio/examples/snapshotdb/store"
 )
 
-// defaultBusyPoll is Linux's suggested busy_poll: 50 us. Against sleeping
-// at once, it took redis-benchmark SET and GET without pipelining from
-// 0.92-0.95x redis-server's throughput to ... (README).
-const defaultBusyPoll = 50 * time.Microsecond
-
 // flushAt: a reply buffer this long is written out before the next
 // command, so that a long pipeline of large replies does not pile up.
 const flushAt = 64 << 10
@@ -29,12 +24,11 @@ const flushAt = 64 << 10
 // each connection has a goroutine that does the same. The store makes
 // each command atomic; the server keeps no lock on a command's path.
 type server struct {
-	st       *store.Store
-	cfg      *config
-	start    time.Time
-	logf     func(format string, args ...any)
-	ioLoops  int           // event loops serve starts; 0: a goroutine per connection
-	busyPoll time.Duration // how long a loop polls before it sleeps (eventLoop.run)
+	st      *store.Store
+	cfg     *config
+	start   time.Time
+	logf    func(format string, args ...any)
+	ioLoops int // event loops serve starts; 0: a goroutine per connection
 
 	loops      []*eventLoop // started by serve, under connMu
 	beforeSave func()       // a test's hook: every save calls it first
@@ -63,7 +57,7 @@ type server struct {
 }
 
 func newServer(st *store.Store, cfg *config) *server {
-	s := &server{st: st, cfg: cfg, start: time.Now(), logf: log.Printf, ioLoops: defaultLoops(), busyPoll: defaultBusyPoll,
+	s := &server{st: st, cfg: cfg, start: time.Now(), logf: log.Printf, ioLoops: defaultLoops(),
 		clients: map[*client]struct{}{}, stopCron: make(chan struct{}), cronDone: make(chan struct{})}
 	s.persist.init(s.start)
 	go s.cron()
