@@ -20,6 +20,7 @@
 #   examples/respserver/compare.sh            # 500k keys of 256 bytes, 3 rounds
 #   examples/respserver/compare.sh -quick     # 20k keys, 1 round: a smoke test for CI
 #   KEYS=1000000 ROUNDS=5 examples/respserver/compare.sh
+#   ANON_FLAGS="-loops 0" examples/respserver/compare.sh   # respserver's flags: a goroutine per connection
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -63,7 +64,8 @@ redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no \
 redis_pid=$!
 pids+=("$redis_pid")
 go build -o "$work/respserver" ./examples/respserver
-"$work/respserver" -addr "127.0.0.1:$APORT" -dir "$work/anon" -save "" \
+# shellcheck disable=SC2086 # ANON_FLAGS is split into flags
+"$work/respserver" -addr "127.0.0.1:$APORT" -dir "$work/anon" -save "" ${ANON_FLAGS:-} \
 	-arena $((KEYS * (VALUE + 128) * 3 + (512 << 20))) 2>"$work/anon.log" &
 anon_pid=$!
 pids+=("$anon_pid")
