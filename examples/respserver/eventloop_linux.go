@@ -180,7 +180,8 @@ func (l *eventLoop) run() {
 }
 
 // ready serves a connection epoll reported: its replies, if it was
-// waiting for room, else its input.
+// waiting for room (then it closes if it was to close after them), else
+// its input.
 func (l *eventLoop) ready(c *client) {
 	if len(c.out) > 0 {
 		if c.flush() != nil {
@@ -188,6 +189,10 @@ func (l *eventLoop) ready(c *client) {
 			return
 		}
 		if len(c.out) > 0 {
+			return
+		}
+		if c.quit {
+			l.close(c)
 			return
 		}
 		if err := l.watch(c, unix.EPOLL_CTL_MOD, unix.EPOLLIN); err != nil {
@@ -211,8 +216,7 @@ func (l *eventLoop) serve(c *client) {
 	case parked:
 		return
 	case mustClose:
-		c.flush()
-		l.close(c)
+		l.closeAfterReply(c, unix.EPOLL_CTL_MOD)
 		return
 	case needInput:
 		if len(c.out) > 0 && c.flush() != nil {
@@ -227,6 +231,22 @@ func (l *eventLoop) serve(c *client) {
 		return
 	}
 	c.rd.shrink()
+}
+
+// closeAfterReply closes a connection once its replies are out (QUIT, a
+// protocol error): now if the socket takes them, else when ready has
+// written the rest (Redis's CLIENT_CLOSE_AFTER_REPLY); its input is not
+// read meanwhile. op adds the socket to the epoll set (a connection back
+// from a blocking command) or changes what it waits for.
+func (l *eventLoop) closeAfterReply(c *client, op int) {
+	c.quit = true
+	if c.flush() != nil || len(c.out) == 0 {
+		l.close(c)
+		return
+	}
+	if err := l.watch(c, op, unix.EPOLLOUT); err != nil {
+		l.close(c)
+	}
 }
 
 // park runs a blocking command in a goroutine of its own; the connection
@@ -278,9 +298,13 @@ func (l *eventLoop) drain() {
 // resume takes back a connection whose blocking command is done.
 func (l *eventLoop) resume(c *client) {
 	c.busy = false
-	if c.quit || l.stopSeen {
+	if l.stopSeen {
 		c.flush()
 		l.close(c)
+		return
+	}
+	if c.quit {
+		l.closeAfterReply(c, unix.EPOLL_CTL_ADD)
 		return
 	}
 	if err := l.watch(c, unix.EPOLL_CTL_ADD, unix.EPOLLIN); err != nil {
