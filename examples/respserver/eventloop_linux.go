@@ -126,8 +126,11 @@ func (l *eventLoop) post(c *client) bool {
 		return false
 	}
 	l.incoming = append(l.incoming, c)
-	l.mu.Unlock()
 	l.kick()
+	l.mu.Unlock()
+	if l.s.afterPost != nil {
+		l.s.afterPost()
+	}
 	return true
 }
 
@@ -136,10 +139,17 @@ func (l *eventLoop) post(c *client) bool {
 func (l *eventLoop) stop() {
 	l.mu.Lock()
 	l.stopping = true
+	if !l.closed {
+		l.kick()
+	}
 	l.mu.Unlock()
-	l.kick()
 }
 
+// kick wakes the loop. Called with mu held and closed false: the loop
+// closes its eventfd once it is closed, and the number may then be any
+// file's the process opens (a write to it would land in that file).
+//
+// +checklocks:l.mu
 func (l *eventLoop) kick() {
 	one := [8]byte{1}
 	unix.Write(l.wake, one[:]) // EAGAIN: the counter is full, the loop is being woken anyway
@@ -327,7 +337,8 @@ func (l *eventLoop) close(c *client) {
 	l.s.forget(c)
 }
 
-// exit ends the loop: nothing is posted to it any more.
+// exit ends the loop: nothing is posted to it any more, and nothing
+// kicks it (post and stop kick under mu, only while closed is false).
 func (l *eventLoop) exit() {
 	l.mu.Lock()
 	l.closed = true

@@ -32,6 +32,7 @@ type server struct {
 
 	loops      []*eventLoop // started by serve, under connMu
 	beforeSave func()       // a test's hook: every save calls it first
+	afterPost  func()       // a test's hook: an event loop's post calls it once it let go of the loop's lock
 
 	conns    atomic.Int64 // connections accepted (total_connections_received)
 	rejected atomic.Int64 // connections refused over maxclients
