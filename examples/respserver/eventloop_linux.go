@@ -216,7 +216,7 @@ func (l *eventLoop) ready(c *client) {
 		l.close(c)
 		return
 	}
-	c.counters.netIn.Store(c.rd.nread)
+	c.counters.netIn.Add(c.rd.takeRead())
 	l.serve(c)
 }
 
