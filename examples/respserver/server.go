@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/anonfolio/anonfolio/examples/snapshotdb/store"
@@ -80,6 +81,7 @@ func (s *server) serve(ln net.Listener) error {
 		return err
 	}
 	s.connMu.Unlock()
+	retry := acceptRetryMin
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -90,12 +92,18 @@ func (s *server) serve(ln net.Listener) error {
 				return nil
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(5 * time.Millisecond)
-				continue
+			switch {
+			case errors.As(err, &ne) && ne.Timeout():
+			case outOfResources(err): // the connection waits in the backlog meanwhile
+				s.logf("accepting a connection: %v: retrying in %v", err, retry)
+			default:
+				return err
 			}
-			return err
+			time.Sleep(retry)
+			retry = min(2*retry, acceptRetryMax)
+			continue
 		}
+		retry = acceptRetryMin
 		s.conns.Add(1)
 		c := newClient(s.nextID.Add(1), conn)
 		c.addr, c.laddr = conn.RemoteAddr().String(), conn.LocalAddr().String()
@@ -117,6 +125,25 @@ func (s *server) serve(ln net.Listener) error {
 			s.forget(c)
 		}
 	}
+}
+
+// A failed accept that may succeed later is retried after acceptRetryMin,
+// doubling up to acceptRetryMax while it keeps failing (as net/http).
+const (
+	acceptRetryMin = 5 * time.Millisecond
+	acceptRetryMax = time.Second
+)
+
+// outOfResources reports whether accept failed for want of descriptors or
+// memory: a flood of connections, not a broken listener. Redis logs it
+// and goes on; so does serve, after a pause.
+func outOfResources(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }
 
 type registerResult uint8
