@@ -38,7 +38,7 @@ type server struct {
 	conns    atomic.Int64 // connections accepted (total_connections_received)
 	rejected atomic.Int64 // connections refused over maxclients
 	nextID   atomic.Int64
-	retired  counters // the counters of closed connections
+	retired  counters // the counters of closed connections; added to under connMu
 	opsPeak  atomic.Int64
 	memPeak  atomic.Int64
 
@@ -217,8 +217,8 @@ func (s *server) close() {
 // forget drops a closed connection, keeping its counters.
 func (s *server) forget(c *client) {
 	c.conn.Close()
-	s.retired.add(&c.counters)
 	s.connMu.Lock()
+	s.retired.add(&c.counters) // with the delete, under connMu: totals counts c once
 	delete(s.clients, c)
 	s.connMu.Unlock()
 	s.wg.Done()
