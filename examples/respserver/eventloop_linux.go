@@ -126,8 +126,11 @@ func (l *eventLoop) post(c *client) bool {
 		return false
 	}
 	l.incoming = append(l.incoming, c)
-	l.mu.Unlock()
 	l.kick()
+	l.mu.Unlock()
+	if l.s.afterPost != nil {
+		l.s.afterPost()
+	}
 	return true
 }
 
@@ -136,10 +139,17 @@ func (l *eventLoop) post(c *client) bool {
 func (l *eventLoop) stop() {
 	l.mu.Lock()
 	l.stopping = true
+	if !l.closed {
+		l.kick()
+	}
 	l.mu.Unlock()
-	l.kick()
 }
 
+// kick wakes the loop. Called with mu held and closed false: the loop
+// closes its eventfd once it is closed, and the number may then be any
+// file's the process opens (a write to it would land in that file).
+//
+// +checklocks:l.mu
 func (l *eventLoop) kick() {
 	one := [8]byte{1}
 	unix.Write(l.wake, one[:]) // EAGAIN: the counter is full, the loop is being woken anyway
@@ -180,7 +190,8 @@ func (l *eventLoop) run() {
 }
 
 // ready serves a connection epoll reported: its replies, if it was
-// waiting for room, else its input.
+// waiting for room (then it closes if it was to close after them), else
+// its input.
 func (l *eventLoop) ready(c *client) {
 	if len(c.out) > 0 {
 		if c.flush() != nil {
@@ -188,6 +199,10 @@ func (l *eventLoop) ready(c *client) {
 			return
 		}
 		if len(c.out) > 0 {
+			return
+		}
+		if c.quit {
+			l.close(c)
 			return
 		}
 		if err := l.watch(c, unix.EPOLL_CTL_MOD, unix.EPOLLIN); err != nil {
@@ -201,7 +216,7 @@ func (l *eventLoop) ready(c *client) {
 		l.close(c)
 		return
 	}
-	c.counters.netIn.Store(c.rd.nread)
+	c.counters.netIn.Add(c.rd.takeRead())
 	l.serve(c)
 }
 
@@ -211,8 +226,7 @@ func (l *eventLoop) serve(c *client) {
 	case parked:
 		return
 	case mustClose:
-		c.flush()
-		l.close(c)
+		l.closeAfterReply(c, unix.EPOLL_CTL_MOD)
 		return
 	case needInput:
 		if len(c.out) > 0 && c.flush() != nil {
@@ -227,6 +241,22 @@ func (l *eventLoop) serve(c *client) {
 		return
 	}
 	c.rd.shrink()
+}
+
+// closeAfterReply closes a connection once its replies are out (QUIT, a
+// protocol error): now if the socket takes them, else when ready has
+// written the rest (Redis's CLIENT_CLOSE_AFTER_REPLY); its input is not
+// read meanwhile. op adds the socket to the epoll set (a connection back
+// from a blocking command) or changes what it waits for.
+func (l *eventLoop) closeAfterReply(c *client, op int) {
+	c.quit = true
+	if c.flush() != nil || len(c.out) == 0 {
+		l.close(c)
+		return
+	}
+	if err := l.watch(c, op, unix.EPOLLOUT); err != nil {
+		l.close(c)
+	}
 }
 
 // park runs a blocking command in a goroutine of its own; the connection
@@ -278,9 +308,13 @@ func (l *eventLoop) drain() {
 // resume takes back a connection whose blocking command is done.
 func (l *eventLoop) resume(c *client) {
 	c.busy = false
-	if c.quit || l.stopSeen {
+	if l.stopSeen {
 		c.flush()
 		l.close(c)
+		return
+	}
+	if c.quit {
+		l.closeAfterReply(c, unix.EPOLL_CTL_ADD)
 		return
 	}
 	if err := l.watch(c, unix.EPOLL_CTL_ADD, unix.EPOLLIN); err != nil {
@@ -303,7 +337,8 @@ func (l *eventLoop) close(c *client) {
 	l.s.forget(c)
 }
 
-// exit ends the loop: nothing is posted to it any more.
+// exit ends the loop: nothing is posted to it any more, and nothing
+// kicks it (post and stop kick under mu, only while closed is false).
 func (l *eventLoop) exit() {
 	l.mu.Lock()
 	l.closed = true

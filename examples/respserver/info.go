@@ -23,8 +23,8 @@ type totalCounters struct{ commands, hits, misses, errors, netIn, netOut int64 }
 
 func (s *server) totals() totalCounters {
 	var t totalCounters
+	s.connMu.Lock() // a closing connection moves its counters to retired under it
 	t.add(&s.retired)
-	s.connMu.Lock()
 	for c := range s.clients {
 		t.add(&c.counters)
 	}
@@ -43,8 +43,8 @@ func (t *totalCounters) add(c *counters) {
 
 // resetStats is CONFIG RESETSTAT.
 func (s *server) resetStats() {
-	s.retired.reset()
 	s.connMu.Lock()
+	s.retired.reset()
 	for c := range s.clients {
 		c.counters.reset()
 	}

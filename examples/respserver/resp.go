@@ -41,7 +41,7 @@ type reader struct {
 
 	args   [][]byte
 	inline [][]byte
-	nread  int64 // bytes read, for INFO's total_net_input_bytes
+	nread  int64 // bytes read since takeRead, for INFO's total_net_input_bytes
 }
 
 func newReader(src io.Reader) *reader {
@@ -169,6 +169,14 @@ func (rd *reader) fill() error {
 		return nil
 	}
 	return err
+}
+
+// takeRead returns the bytes read since its last call, for the
+// connection's counter to add (which CONFIG RESETSTAT may have zeroed).
+func (rd *reader) takeRead() int64 {
+	n := rd.nread
+	rd.nread = 0
+	return n
 }
 
 // shrink gives back a buffer a large command grew, once it is consumed.

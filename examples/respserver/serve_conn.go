@@ -20,6 +20,6 @@ func (s *server) handle(c *client) {
 		if err := c.rd.fill(); err != nil {
 			return
 		}
-		c.counters.netIn.Store(c.rd.nread)
+		c.counters.netIn.Add(c.rd.takeRead())
 	}
 }

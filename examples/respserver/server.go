@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/anonfolio/anonfolio/examples/snapshotdb/store"
@@ -32,11 +33,12 @@ type server struct {
 
 	loops      []*eventLoop // started by serve, under connMu
 	beforeSave func()       // a test's hook: every save calls it first
+	afterPost  func()       // a test's hook: an event loop's post calls it once it let go of the loop's lock
 
 	conns    atomic.Int64 // connections accepted (total_connections_received)
 	rejected atomic.Int64 // connections refused over maxclients
 	nextID   atomic.Int64
-	retired  counters // the counters of closed connections
+	retired  counters // the counters of closed connections; added to under connMu
 	opsPeak  atomic.Int64
 	memPeak  atomic.Int64
 
@@ -79,6 +81,7 @@ func (s *server) serve(ln net.Listener) error {
 		return err
 	}
 	s.connMu.Unlock()
+	retry := acceptRetryMin
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -89,12 +92,18 @@ func (s *server) serve(ln net.Listener) error {
 				return nil
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(5 * time.Millisecond)
-				continue
+			switch {
+			case errors.As(err, &ne) && ne.Timeout():
+			case outOfResources(err): // the connection waits in the backlog meanwhile
+				s.logf("accepting a connection: %v: retrying in %v", err, retry)
+			default:
+				return err
 			}
-			return err
+			time.Sleep(retry)
+			retry = min(2*retry, acceptRetryMax)
+			continue
 		}
+		retry = acceptRetryMin
 		s.conns.Add(1)
 		c := newClient(s.nextID.Add(1), conn)
 		c.addr, c.laddr = conn.RemoteAddr().String(), conn.LocalAddr().String()
@@ -116,6 +125,25 @@ func (s *server) serve(ln net.Listener) error {
 			s.forget(c)
 		}
 	}
+}
+
+// A failed accept that may succeed later is retried after acceptRetryMin,
+// doubling up to acceptRetryMax while it keeps failing (as net/http).
+const (
+	acceptRetryMin = 5 * time.Millisecond
+	acceptRetryMax = time.Second
+)
+
+// outOfResources reports whether accept failed for want of descriptors or
+// memory: a flood of connections, not a broken listener. Redis logs it
+// and goes on; so does serve, after a pause.
+func outOfResources(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }
 
 type registerResult uint8
@@ -189,8 +217,8 @@ func (s *server) close() {
 // forget drops a closed connection, keeping its counters.
 func (s *server) forget(c *client) {
 	c.conn.Close()
-	s.retired.add(&c.counters)
 	s.connMu.Lock()
+	s.retired.add(&c.counters) // with the delete, under connMu: totals counts c once
 	delete(s.clients, c)
 	s.connMu.Unlock()
 	s.wg.Done()

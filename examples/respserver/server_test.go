@@ -62,6 +62,13 @@ func startServerShards(t *testing.T, dir, save string, shards int) *testServer {
 // server before it serves.
 func startServerWith(t *testing.T, dir, save string, shards, loops int, setup func(*server)) *testServer {
 	t.Helper()
+	return startServerListener(t, dir, save, shards, loops, setup, nil)
+}
+
+// startServerListener is startServerWith whose listener is wrapListener's
+// (nil: the plain one), for a test that sets socket options on accept.
+func startServerListener(t *testing.T, dir, save string, shards, loops int, setup func(*server), wrapListener func(net.Listener) net.Listener) *testServer {
+	t.Helper()
 	clock := &fakeClock{}
 	clock.ms.Store(1_700_000_000_000)
 	if dir == "" {
@@ -80,6 +87,9 @@ func startServerWith(t *testing.T, dir, save string, shards, loops int, setup fu
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if wrapListener != nil {
+		ln = wrapListener(ln)
 	}
 	ts := &testServer{srv: newServer(st, cfg), st: st, addr: ln.Addr().String(), dir: dir, clock: clock, done: make(chan error, 1)}
 	ts.srv.logf = t.Logf
