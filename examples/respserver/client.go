@@ -48,6 +48,7 @@ type client struct {
 	rd      *reader
 	out     []byte // replies not yet written: out[sent:]
 	sent    int
+	tried   int           // len(out) at flushEvery's last try that left replies pending
 	val     []byte        // scratch for a value read from the store
 	sr      *store.Reader // the connection's reads (GET) go through its own Accessor
 	created time.Time
@@ -75,10 +76,27 @@ func (c *client) flush() error {
 	c.sent += n
 	switch {
 	case c.sent < len(c.out):
+		return err
 	case cap(c.out) > 4*flushAt: // a large reply grew it: give it back
 		c.out, c.sent = make([]byte, 0, 16<<10), 0
 	default:
 		c.out, c.sent = c.out[:0], 0
+	}
+	c.tried = 0
+	return err
+}
+
+// flushEvery is flush for a long reply being built (KEYS): it writes once
+// flushAt more bytes wait than at its last try, so that a socket that
+// takes nothing costs a write per flushAt bytes of reply, not one per
+// element.
+func (c *client) flushEvery() error {
+	if len(c.out)-c.tried < flushAt {
+		return nil
+	}
+	err := c.flush()
+	if len(c.out) > 0 {
+		c.tried = len(c.out)
 	}
 	return err
 }

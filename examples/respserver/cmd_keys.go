@@ -61,7 +61,7 @@ func cmdKeys(s *server, c *client, args [][]byte) {
 	c.array(len(keys))
 	for _, k := range keys {
 		c.bulk(k)
-		if len(c.out) >= flushAt && c.flush() != nil {
+		if c.flushEvery() != nil {
 			return
 		}
 	}

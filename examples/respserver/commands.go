@@ -23,7 +23,10 @@ type command struct {
 	summary    string
 	complexity string
 	run        func(s *server, c *client, args [][]byte)
-	blocks     bool // it can take long (a save, a whole-keyspace walk): an event loop runs it off the loop
+	// blocks: it can take long (a save, a whole-keyspace walk), and an
+	// event loop runs it off the loop. It must not use c.sr: that Reader
+	// is the loop's, and the loop goes on with its other connections.
+	blocks bool
 }
 
 // blocking are the commands an event loop hands to a goroutine, so that

@@ -138,3 +138,32 @@ func TestBlockingCommandOffLoop(t *testing.T) {
 		}
 	}
 }
+
+// fullSocket is a socket that takes nothing: every write is EAGAIN.
+type fullSocket struct{ writes int }
+
+func (f *fullSocket) Read(p []byte) (int, error)  { return 0, nil }
+func (f *fullSocket) Write(p []byte) (int, error) { f.writes++; return 0, nil }
+func (f *fullSocket) Close() error                { return nil }
+
+// TestKeysToFullSocket: KEYS for a client whose socket takes nothing (off
+// the loop, its writes are non-blocking) tries a write per flushAt bytes
+// of its reply, not one per key, and keeps the whole reply.
+func TestKeysToFullSocket(t *testing.T) {
+	ts := startServer(t, "", "")
+	const n = 20_000
+	for i := range n {
+		if err := ts.st.Put(fmt.Appendf(nil, "key:%06d", i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sock := &fullSocket{}
+	c := newClient(0, sock)
+	cmdKeys(ts.srv, c, [][]byte{[]byte("KEYS"), []byte("*")})
+	if max := len(c.out)/flushAt + 1; sock.writes > max {
+		t.Errorf("KEYS of %d keys (%d bytes) to a full socket tried %d writes; want at most %d", n, len(c.out), sock.writes, max)
+	}
+	if want := fmt.Sprintf("*%d\r\n", n); !strings.HasPrefix(string(c.out), want) || strings.Count(string(c.out), "\r\nkey:") != n {
+		t.Errorf("the reply kept is not the whole KEYS reply (%d bytes)", len(c.out))
+	}
+}

@@ -38,9 +38,12 @@ type server struct {
 	conns    atomic.Int64 // connections accepted (total_connections_received)
 	rejected atomic.Int64 // connections refused over maxclients
 	nextID   atomic.Int64
-	retired  counters // the counters of closed connections; added to under connMu
-	opsPeak  atomic.Int64
-	memPeak  atomic.Int64
+	// retired are the counters of closed connections: moved in, read and
+	// reset under connMu, so that a closing connection is counted once.
+	// +checklocks:connMu
+	retired counters
+	opsPeak atomic.Int64
+	memPeak atomic.Int64
 
 	connMu sync.Mutex
 	// +checklocks:connMu
