@@ -56,9 +56,8 @@ type client struct {
 	quit    bool // close once the replies are written
 	counters
 
-	loop *eventLoop // the event loop serving it; nil: its own goroutine
-	busy bool       // a blocking command of it runs off the loop (loop-owned)
-	fd   int        // its socket, in a loop
+	busy bool // a blocking command of it runs off the loop (loop-owned)
+	fd   int  // its socket when an event loop serves it (the loop's key); -1: its own goroutine
 }
 
 func newClient(id int64, conn io.ReadWriteCloser) *client {

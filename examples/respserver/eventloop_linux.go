@@ -112,7 +112,7 @@ func (s *server) pickLoop(c *client, conn net.Conn) *eventLoop {
 	}
 	conn.Close()
 	l := s.loops[c.id%int64(len(s.loops))]
-	c.conn, c.fd, c.loop, c.sr = &fdConn{fd: fd}, fd, l, l.sr
+	c.conn, c.fd, c.sr = &fdConn{fd: fd}, fd, l.sr
 	c.rd.src = c.conn
 	return l
 }

@@ -7,10 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/anonfolio/anonfolio/examples/snapshotdb/store"
 	"github.com/anonfolio/anonfolio/folio"
@@ -31,44 +28,24 @@ func TestDeltaChainRestart(t *testing.T) {
 	}
 	const keys, hot = 30000, 100
 	seedKeys(ctx, t, ts, keys, 100)
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	var writes atomic.Int64
-	for w := range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := redis.NewClient(&redis.Options{Addr: ts.addr, Protocol: 2, DisableIdentity: true})
-			defer c.Close()
-			for i := 1; !stop.Load(); i++ {
-				// Hot keys: a delta holds the blocks they are on, well
-				// under the full image (the chain writes a full image
-				// instead once its deltas outgrow one).
-				k := fmt.Sprintf("k%d", (i*7+w*13)%hot)
-				var err error
-				switch i % 5 {
-				case 0:
-					err = c.Del(ctx, k).Err()
-				case 1:
-					err = c.Append(ctx, k, "+").Err() // a missing key: created as "+", not whole; see check
-				default:
-					err = c.Set(ctx, k, fmt.Sprintf("%s=%d", k, i), 0).Err()
-				}
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				writes.Add(1)
-			}
-		}()
-	}
+	ws := startWriters(t, ts, 3, func(c *redis.Client, w, i int) error {
+		// Hot keys: a delta holds the blocks they are on, well under the
+		// full image (the chain writes a full image instead once its
+		// deltas outgrow one).
+		k := fmt.Sprintf("k%d", (i*7+w*13)%hot)
+		switch i % 5 {
+		case 0:
+			return c.Del(ctx, k).Err()
+		case 1:
+			return c.Append(ctx, k, "+").Err() // a missing key: created as "+", not whole; see check
+		default:
+			return c.Set(ctx, k, fmt.Sprintf("%s=%d", k, i), 0).Err()
+		}
+	})
 	chain := &store.Chain{Dir: dir, Name: "dump.kv"}
 	const rounds = 4
 	for round := range rounds {
-		at := writes.Load()
-		for writes.Load() < at+300 {
-			time.Sleep(time.Millisecond)
-		}
+		ws.reach(ws.n.Load() + 300)
 		if v, err := ts.c.BgSave(ctx).Result(); err != nil || v != "Background saving started" {
 			t.Fatalf("BGSAVE: %q, %v", v, err)
 		}
@@ -79,8 +56,7 @@ func TestDeltaChainRestart(t *testing.T) {
 			t.Fatalf("round %d: the chain is %v (%v)", round, files, err)
 		}
 	}
-	stop.Store(true)
-	wg.Wait()
+	ws.halt()
 	want := state(t, ts.c)
 	// The last save, after the writes: the chain's state is exactly want.
 	if err := ts.c.BgSave(ctx).Err(); err != nil {

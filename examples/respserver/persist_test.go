@@ -16,6 +16,49 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// writers are clients writing to a server until halt: client w's i-th
+// write (i from 1) is the write function's call (w, i).
+type writers struct {
+	stop atomic.Bool
+	wg   sync.WaitGroup
+	n    atomic.Int64 // writes made
+}
+
+// startWriters starts n writers on ts; an error of one fails the test
+// and ends that writer.
+func startWriters(t *testing.T, ts *testServer, n int, write func(c *redis.Client, w, i int) error) *writers {
+	ws := &writers{}
+	for w := range n {
+		ws.wg.Add(1)
+		go func() {
+			defer ws.wg.Done()
+			c := redis.NewClient(&redis.Options{Addr: ts.addr, Protocol: 2, DisableIdentity: true})
+			defer c.Close()
+			for i := 1; !ws.stop.Load(); i++ {
+				if err := write(c, w, i); err != nil {
+					t.Error(err)
+					return
+				}
+				ws.n.Add(1)
+			}
+		}()
+	}
+	return ws
+}
+
+// reach waits until the writers have made n writes in all.
+func (ws *writers) reach(n int64) {
+	for ws.n.Load() < n {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// halt stops the writers and waits for them.
+func (ws *writers) halt() {
+	ws.stop.Store(true)
+	ws.wg.Wait()
+}
+
 // waitBgsave polls INFO until no background save runs, and fails the test
 // if the last one did not succeed.
 func waitBgsave(t *testing.T, c *redis.Client) {
@@ -71,38 +114,18 @@ func TestBgsaveAndRestart(t *testing.T) {
 	ctx := context.Background()
 	const keys, withTTL = 3000, 200
 	seedKeys(ctx, t, ts, keys, withTTL)
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	var writes atomic.Int64
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := redis.NewClient(&redis.Options{Addr: ts.addr, Protocol: 2, DisableIdentity: true})
-			defer c.Close()
-			for i := 1; !stop.Load(); i++ {
-				k := fmt.Sprintf("k%d", (i*7+w*13)%keys)
-				if err := c.Set(ctx, k, fmt.Sprintf("%s=%d", k, i), 0).Err(); err != nil {
-					t.Error(err)
-					return
-				}
-				writes.Add(1)
-			}
-		}()
-	}
-	for writes.Load() < 500 {
-		time.Sleep(time.Millisecond)
-	}
+	ws := startWriters(t, ts, 4, func(c *redis.Client, w, i int) error {
+		k := fmt.Sprintf("k%d", (i*7+w*13)%keys)
+		return c.Set(ctx, k, fmt.Sprintf("%s=%d", k, i), 0).Err()
+	})
+	ws.reach(500)
 	if v, err := ts.c.BgSave(ctx).Result(); err != nil || v != "Background saving started" {
 		t.Fatalf("BGSAVE: %q, %v", v, err)
 	}
-	atSave := writes.Load()
+	atSave := ws.n.Load()
 	waitBgsave(t, ts.c)
-	for writes.Load() < atSave+500 { // some writes after the save, for the restart to carry
-		time.Sleep(time.Millisecond)
-	}
-	stop.Store(true)
-	wg.Wait()
+	ws.reach(atSave + 500) // some writes after the save, for the restart to carry
+	ws.halt()
 	image, err := os.ReadFile(filepath.Join(dir, "dump.kv"))
 	if err != nil {
 		t.Fatal(err)

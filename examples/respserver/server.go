@@ -186,7 +186,7 @@ func (s *server) shutdown() {
 		s.ln.Close()
 	}
 	for c := range s.clients {
-		if c.loop == nil { // a loop closes its own, when it stops
+		if c.fd < 0 { // a loop closes its own, when it stops
 			c.conn.Close()
 		}
 	}

@@ -32,40 +32,30 @@ const benchKeys = 200_000
 
 // BenchmarkGet: GET of random existing keys, 256-byte values, into a
 // buffer with room (no allocation).
-func BenchmarkGet(b *testing.B) {
-	s := benchStore(b, benchKeys, 256)
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		r := rand.New(rand.NewPCG(rand.Uint64(), 1))
-		key := make([]byte, 0, 32)
-		buf := make([]byte, 0, 512)
-		for pb.Next() {
-			key = benchKey(key[:0], r.IntN(benchKeys))
-			var err error
-			if buf, err = s.AppendGet(buf[:0], key); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-}
+func BenchmarkGet(b *testing.B) { benchGet(b, false) }
 
 // BenchmarkGetReader is BenchmarkGet through a Reader per goroutine (an
 // Accessor of its own) instead of the Space's ReadAt.
-func BenchmarkGetReader(b *testing.B) {
+func BenchmarkGetReader(b *testing.B) { benchGet(b, true) }
+
+func benchGet(b *testing.B, reader bool) {
 	s := benchStore(b, benchKeys, 256)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		rd := s.NewReader()
-		defer rd.Close()
+		get := s.AppendGet
+		if reader {
+			rd := s.NewReader()
+			defer rd.Close()
+			get = rd.AppendGet
+		}
 		r := rand.New(rand.NewPCG(rand.Uint64(), 1))
 		key := make([]byte, 0, 32)
 		buf := make([]byte, 0, 512)
 		for pb.Next() {
 			key = benchKey(key[:0], r.IntN(benchKeys))
 			var err error
-			if buf, err = rd.AppendGet(buf[:0], key); err != nil {
+			if buf, err = get(buf[:0], key); err != nil {
 				b.Fatal(err)
 			}
 		}
